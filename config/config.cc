@@ -1,0 +1,427 @@
+#include "config/config.h"
+
+#include <bit>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+namespace untorn::config {
+namespace {
+
+using json = nlohmann::json;
+
+// Thrown inside this file only; Parse() turns it into a message.
+struct FieldError {
+  std::string path, reason;
+};
+
+[[noreturn]] void Fail(const std::string& path, const std::string& reason) {
+  throw FieldError{path, reason};
+}
+
+// Rejects keys not in `allowed`, so that a typo is an error instead of a silent default.
+void CheckKeys(const json& j, const std::string& path, std::initializer_list<const char*> allowed) {
+  if (!j.is_object()) Fail(path, "must be an object");
+  for (const auto& [key, value] : j.items()) {
+    bool ok = false;
+    for (const char* a : allowed) ok = ok || key == a;
+    if (!ok) Fail(path.empty() ? key : path + "." + key, "unknown field");
+  }
+}
+
+std::string Join(const std::string& path, const std::string& key) {
+  return path.empty() ? key : path + "." + key;
+}
+
+std::string GetString(const json& j, const std::string& path, const char* key, std::string def) {
+  if (!j.contains(key)) return def;
+  if (!j[key].is_string()) Fail(Join(path, key), "must be a string");
+  return j[key].get<std::string>();
+}
+
+bool GetBool(const json& j, const std::string& path, const char* key, bool def) {
+  if (!j.contains(key)) return def;
+  if (!j[key].is_boolean()) Fail(Join(path, key), "must be true or false");
+  return j[key].get<bool>();
+}
+
+uint64_t GetUnsigned(const json& j, const std::string& path, const char* key, uint64_t def,
+                     uint64_t max) {
+  if (!j.contains(key)) return def;
+  const json& v = j[key];
+  if (!v.is_number_unsigned()) Fail(Join(path, key), "must be a non-negative integer");
+  const uint64_t n = v.get<uint64_t>();
+  if (n > max) Fail(Join(path, key), "must be at most " + std::to_string(max));
+  return n;
+}
+
+// A size in bytes: an integer, or a string with a binary suffix ("1GiB", "512MiB", "4096").
+uint64_t GetSize(const json& j, const std::string& path, const char* key) {
+  if (!j.contains(key)) Fail(Join(path, key), "is required");
+  const json& v = j[key];
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (!v.is_string()) Fail(Join(path, key), "must be a byte count or a string like \"1GiB\"");
+  const std::string s = v.get<std::string>();
+  size_t i = 0;
+  uint64_t n = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+    if (n > (UINT64_MAX - 9) / 10) Fail(Join(path, key), "is too large");
+    n = n * 10 + static_cast<uint64_t>(s[i++] - '0');
+  }
+  const std::string unit = s.substr(i);
+  int shift = -1;
+  if (unit.empty() || unit == "B") shift = 0;
+  if (unit == "KiB") shift = 10;
+  if (unit == "MiB") shift = 20;
+  if (unit == "GiB") shift = 30;
+  if (unit == "TiB") shift = 40;
+  if (i == 0 || shift < 0) Fail(Join(path, key), "must look like 1073741824, \"512MiB\" or \"1GiB\"");
+  if (n > (UINT64_MAX >> shift)) Fail(Join(path, key), "is too large");
+  return n << shift;
+}
+
+std::optional<ChapCredentials> GetChap(const json& j, const std::string& path, const char* key) {
+  if (!j.contains(key)) return std::nullopt;
+  const std::string p = Join(path, key);
+  CheckKeys(j[key], p, {"username", "secret"});
+  ChapCredentials c{GetString(j[key], p, "username", ""), GetString(j[key], p, "secret", "")};
+  if (c.username.empty()) Fail(p + ".username", "must not be empty");
+  // RFC 7143 §12.1.3: secrets should be at least 12 bytes; libiscsi and open-iscsi allow up to 256.
+  if (c.secret.size() < 12 || c.secret.size() > 255) {
+    Fail(p + ".secret", "must be 12 to 255 characters long");
+  }
+  return c;
+}
+
+bool IsPowerOfTwo(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+void ValidateIqn(const std::string& name, const std::string& path) {
+  if (name.size() > 223) Fail(path, "must be at most 223 bytes (RFC 7143 §4.2.7.1)");
+  const bool iqn = name.rfind("iqn.", 0) == 0 && name.size() > 4;
+  const bool eui = name.rfind("eui.", 0) == 0 && name.size() == 20;
+  const bool naa = name.rfind("naa.", 0) == 0 && (name.size() == 20 || name.size() == 36);
+  if (!iqn && !eui && !naa) Fail(path, "must be an iqn., eui. or naa. name");
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+                    c == ':' || (!iqn && c >= 'A' && c <= 'F');
+    if (!ok) Fail(path, "may contain only lower-case letters, digits, '.', '-' and ':'");
+  }
+}
+
+AtomicLimits ParseAtomic(const json& j, const std::string& path, const Lun& lun) {
+  AtomicLimits a;
+  if (!j.contains("atomic")) return a;
+  const std::string p = Join(path, "atomic");
+  const json& v = j["atomic"];
+  CheckKeys(v, p,
+            {"max_transfer_length", "alignment", "granularity",
+             "max_transfer_length_with_boundary", "max_boundary_size", "allow_ignored_by_linux"});
+  a.max_transfer_length =
+      static_cast<uint32_t>(GetUnsigned(v, p, "max_transfer_length", 0, UINT32_MAX));
+  a.alignment = static_cast<uint32_t>(GetUnsigned(v, p, "alignment", 0, UINT32_MAX));
+  a.granularity = static_cast<uint32_t>(GetUnsigned(v, p, "granularity", 0, UINT32_MAX));
+  a.max_transfer_length_with_boundary = static_cast<uint32_t>(
+      GetUnsigned(v, p, "max_transfer_length_with_boundary", 0, UINT32_MAX));
+  a.max_boundary_size = static_cast<uint32_t>(GetUnsigned(v, p, "max_boundary_size", 0, UINT32_MAX));
+  a.allow_ignored_by_linux = GetBool(v, p, "allow_ignored_by_linux", false);
+
+  // WRITE ATOMIC(16) carries a 16-bit transfer length.
+  if (a.max_transfer_length > 0xffff) {
+    Fail(p + ".max_transfer_length", "must be at most 65535 (WRITE ATOMIC(16) length field)");
+  }
+  if (a.max_transfer_length > lun.max_transfer_length) {
+    Fail(p + ".max_transfer_length", "must not exceed the LUN's max_transfer_length " +
+                                         std::to_string(lun.max_transfer_length));
+  }
+  if (a.granularity > 1 && a.alignment > 1 && a.alignment % a.granularity != 0) {
+    Fail(p + ".alignment", "must be a multiple of granularity " + std::to_string(a.granularity));
+  }
+  if (a.max_transfer_length_with_boundary != 0 || a.max_boundary_size != 0) {
+    if (a.max_transfer_length_with_boundary == 0 || a.max_boundary_size == 0) {
+      Fail(p, "max_transfer_length_with_boundary and max_boundary_size must be set together");
+    }
+    if (a.max_boundary_size > a.max_transfer_length_with_boundary) {
+      Fail(p + ".max_boundary_size", "must not exceed max_transfer_length_with_boundary");
+    }
+  }
+  if (a.alignment > 1 && (lun.size / lun.block_size) % a.alignment != 0) {
+    Fail(p + ".alignment", "must divide the LUN's block count");
+  }
+  if (a.max_transfer_length != 0 || a.max_transfer_length_with_boundary != 0) {
+    const LinuxAtomicUnits units = LinuxAtomicView(a, lun.block_size, lun.physical_block_size);
+    if (units.unit_min == 0 && !a.allow_ignored_by_linux) {
+      Fail(p, "Linux would silently disable atomic writes: " + units.reason +
+                  " (set allow_ignored_by_linux to serve them anyway)");
+    }
+  }
+  return a;
+}
+
+Lun ParseLun(const json& j, const std::string& path) {
+  CheckKeys(j, path,
+            {"id", "backing_file", "size", "block_size", "physical_block_size", "write_cache",
+             "read_only", "thin", "max_transfer_length", "atomic", "serial"});
+  Lun l;
+  l.id = static_cast<uint16_t>(GetUnsigned(j, path, "id", 0, 16383));
+  l.backing_file = GetString(j, path, "backing_file", "");
+  if (l.backing_file.empty()) Fail(path + ".backing_file", "is required");
+  l.block_size = static_cast<uint32_t>(GetUnsigned(j, path, "block_size", 512, 65536));
+  if (l.block_size < 512 || !IsPowerOfTwo(l.block_size)) {
+    Fail(path + ".block_size", "must be a power of two from 512 to 65536");
+  }
+  l.physical_block_size =
+      static_cast<uint32_t>(GetUnsigned(j, path, "physical_block_size", l.block_size, 1u << 24));
+  if (!IsPowerOfTwo(l.physical_block_size) || l.physical_block_size < l.block_size ||
+      l.physical_block_size / l.block_size > (1u << 15)) {
+    Fail(path + ".physical_block_size",
+         "must be a power of two, at least block_size " + std::to_string(l.block_size));
+  }
+  l.size = GetSize(j, path, "size");
+  if (l.size == 0) Fail(path + ".size", "must be positive");
+  if (l.size % l.block_size != 0) {
+    Fail(path + ".size", "must be a multiple of block_size " + std::to_string(l.block_size));
+  }
+  l.write_cache = GetBool(j, path, "write_cache", true);
+  l.read_only = GetBool(j, path, "read_only", false);
+  l.thin = GetBool(j, path, "thin", true);
+  l.max_transfer_length =
+      static_cast<uint32_t>(GetUnsigned(j, path, "max_transfer_length", 16384, UINT32_MAX));
+  if (l.max_transfer_length == 0) Fail(path + ".max_transfer_length", "must be positive");
+  l.serial = GetString(j, path, "serial", "");
+  if (l.serial.size() > 32) Fail(path + ".serial", "must be at most 32 characters");
+  l.atomic = ParseAtomic(j, path, l);
+  return l;
+}
+
+Target ParseTarget(const json& j, const std::string& path) {
+  CheckKeys(j, path, {"iqn", "alias", "chap", "mutual_chap", "allowed_initiators", "luns"});
+  Target t;
+  t.iqn = GetString(j, path, "iqn", "");
+  ValidateIqn(t.iqn, path + ".iqn");
+  t.alias = GetString(j, path, "alias", "");
+  if (t.alias.size() > 255) Fail(path + ".alias", "must be at most 255 bytes");
+  t.chap = GetChap(j, path, "chap");
+  t.mutual_chap = GetChap(j, path, "mutual_chap");
+  if (t.mutual_chap && !t.chap) Fail(path + ".mutual_chap", "requires chap");
+  if (t.chap && t.mutual_chap && t.chap->secret == t.mutual_chap->secret) {
+    Fail(path + ".mutual_chap.secret", "must differ from chap.secret (RFC 7143 §12.1.3)");
+  }
+  if (j.contains("allowed_initiators")) {
+    const json& a = j["allowed_initiators"];
+    if (!a.is_array()) Fail(path + ".allowed_initiators", "must be an array of names");
+    for (size_t i = 0; i < a.size(); ++i) {
+      const std::string p = path + ".allowed_initiators[" + std::to_string(i) + "]";
+      if (!a[i].is_string()) Fail(p, "must be a string");
+      t.allowed_initiators.push_back(a[i].get<std::string>());
+    }
+  }
+  if (!j.contains("luns") || !j["luns"].is_array() || j["luns"].empty()) {
+    Fail(path + ".luns", "must be a non-empty array");
+  }
+  std::set<uint16_t> ids;
+  std::set<std::string> files;
+  for (size_t i = 0; i < j["luns"].size(); ++i) {
+    const std::string p = path + ".luns[" + std::to_string(i) + "]";
+    Lun l = ParseLun(j["luns"][i], p);
+    if (!ids.insert(l.id).second) Fail(p + ".id", "duplicate LUN id " + std::to_string(l.id));
+    if (!files.insert(l.backing_file).second) Fail(p + ".backing_file", "used by another LUN");
+    t.luns.push_back(std::move(l));
+  }
+  return t;
+}
+
+Limits ParseLimits(const json& j) {
+  Limits l;
+  if (!j.contains("limits")) return l;
+  const json& v = j["limits"];
+  const std::string p = "limits";
+  CheckKeys(v, p,
+            {"max_sessions_per_target", "max_connections", "max_outstanding_commands",
+             "max_recv_data_segment_length", "max_burst_length", "first_burst_length",
+             "login_timeout_seconds", "nop_interval_seconds", "nop_timeout_seconds"});
+  auto u32 = [&](const char* key, uint32_t def, uint64_t lo, uint64_t hi) {
+    const uint64_t n = GetUnsigned(v, p, key, def, hi);
+    if (n < lo) Fail(p + "." + key, "must be at least " + std::to_string(lo));
+    return static_cast<uint32_t>(n);
+  };
+  l.max_sessions_per_target = u32("max_sessions_per_target", l.max_sessions_per_target, 1, 65535);
+  l.max_connections = u32("max_connections", l.max_connections, 1, 65535);
+  l.max_outstanding_commands = u32("max_outstanding_commands", l.max_outstanding_commands, 1, 4096);
+  l.max_recv_data_segment_length =
+      u32("max_recv_data_segment_length", l.max_recv_data_segment_length, 512, (1u << 24) - 1);
+  l.max_burst_length = u32("max_burst_length", l.max_burst_length, 512, (1u << 24) - 1);
+  l.first_burst_length = u32("first_burst_length", l.first_burst_length, 512, (1u << 24) - 1);
+  if (l.first_burst_length > l.max_burst_length) {
+    Fail("limits.first_burst_length", "must not exceed max_burst_length");
+  }
+  l.login_timeout_seconds = u32("login_timeout_seconds", l.login_timeout_seconds, 1, 3600);
+  l.nop_interval_seconds = u32("nop_interval_seconds", l.nop_interval_seconds, 0, 3600);
+  l.nop_timeout_seconds = u32("nop_timeout_seconds", l.nop_timeout_seconds, 1, 3600);
+  return l;
+}
+
+}  // namespace
+
+std::string BackingPath(const Config& c, const Lun& lun) {
+  if (!lun.backing_file.empty() && lun.backing_file[0] == '/') return lun.backing_file;
+  return c.data_dir + "/" + lun.backing_file;
+}
+
+bool ParseHostPort(std::string_view text, Portal* out, std::string* error) {
+  std::string host;
+  std::string_view port;
+  if (!text.empty() && text[0] == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      *error = "must look like [ADDRESS]:PORT";
+      return false;
+    }
+    host = std::string(text.substr(1, close - 1));
+    port = text.substr(close + 2);
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      *error = "must look like HOST:PORT";
+      return false;
+    }
+    host = std::string(text.substr(0, colon));
+    port = text.substr(colon + 1);
+  }
+  uint32_t p = 0;
+  if (port.empty() || port.size() > 5) {
+    *error = "port must be a number from 0 to 65535";
+    return false;
+  }
+  for (char c : port) {
+    if (c < '0' || c > '9') {
+      *error = "port must be a number from 0 to 65535";
+      return false;
+    }
+    p = p * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (p > 65535) {
+    *error = "port must be a number from 0 to 65535";
+    return false;
+  }
+  out->host = host;
+  out->port = static_cast<uint16_t>(p);
+  return true;
+}
+
+LinuxAtomicUnits LinuxAtomicView(const AtomicLimits& a, uint32_t block_size,
+                                 uint32_t physical_block_size) {
+  LinuxAtomicUnits u;
+  // sd_config_atomic(): boundary form only when the plain maximum is 0.
+  uint32_t max = a.max_transfer_length;
+  if (max == 0) max = a.max_boundary_size;
+  if (max == 0) {
+    u.reason = "no maximum atomic transfer length";
+    return u;
+  }
+  const uint32_t gran = a.granularity != 0 ? a.granularity : physical_block_size / block_size;
+  const uint32_t unit_min = std::bit_floor(gran);
+  const uint32_t unit_max = std::bit_floor(max);
+  if (unit_min > unit_max) {
+    u.reason = "granularity exceeds the maximum atomic transfer length";
+    return u;
+  }
+  if (a.granularity > 1 && (unit_min % a.granularity != 0 || unit_max % a.granularity != 0)) {
+    u.reason = "granularity " + std::to_string(a.granularity) +
+               " does not divide the power-of-two units " + std::to_string(unit_min) + " and " +
+               std::to_string(unit_max) + " blocks";
+    return u;
+  }
+  if (a.alignment > 1 && (unit_min % a.alignment != 0 || unit_max % a.alignment != 0)) {
+    u.reason = "alignment " + std::to_string(a.alignment) +
+               " does not divide the power-of-two units " + std::to_string(unit_min) + " and " +
+               std::to_string(unit_max) + " blocks";
+    return u;
+  }
+  u.unit_min = unit_min;
+  u.unit_max = unit_max;
+  return u;
+}
+
+bool Parse(std::string_view json_text, Config* out, std::string* error) {
+  json j;
+  try {
+    j = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    *error = std::string("invalid JSON: ") + e.what();
+    return false;
+  }
+  try {
+    Config c;
+    CheckKeys(j, "",
+              {"portals", "data_dir", "metrics", "log_level", "io_threads", "limits", "targets"});
+    c.data_dir = GetString(j, "", "data_dir", c.data_dir);
+    if (c.data_dir.empty()) Fail("data_dir", "must not be empty");
+    c.metrics = GetString(j, "", "metrics", "");
+    if (!c.metrics.empty()) {
+      Portal p;
+      std::string e;
+      if (!ParseHostPort(c.metrics, &p, &e)) Fail("metrics", e);
+    }
+    c.log_level = GetString(j, "", "log_level", "info");
+    if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
+        c.log_level != "error") {
+      Fail("log_level", "must be one of debug, info, warn, error");
+    }
+    c.io_threads = static_cast<uint32_t>(GetUnsigned(j, "", "io_threads", 4, 256));
+    if (c.io_threads == 0) Fail("io_threads", "must be at least 1");
+    c.limits = ParseLimits(j);
+    if (!j.contains("portals") || !j["portals"].is_array() || j["portals"].empty()) {
+      Fail("portals", "must be a non-empty array");
+    }
+    for (size_t i = 0; i < j["portals"].size(); ++i) {
+      const std::string p = "portals[" + std::to_string(i) + "]";
+      const json& v = j["portals"][i];
+      CheckKeys(v, p, {"listen", "advertise"});
+      Portal portal;
+      std::string e;
+      if (!ParseHostPort(GetString(v, p, "listen", ""), &portal, &e)) Fail(p + ".listen", e);
+      portal.advertise = GetString(v, p, "advertise", "");
+      if (!portal.advertise.empty()) {
+        Portal check;
+        if (!ParseHostPort(portal.advertise, &check, &e)) Fail(p + ".advertise", e);
+      }
+      c.portals.push_back(portal);
+    }
+    if (!j.contains("targets") || !j["targets"].is_array() || j["targets"].empty()) {
+      Fail("targets", "must be a non-empty array");
+    }
+    std::set<std::string> iqns;
+    for (size_t i = 0; i < j["targets"].size(); ++i) {
+      const std::string p = "targets[" + std::to_string(i) + "]";
+      Target t = ParseTarget(j["targets"][i], p);
+      if (!iqns.insert(t.iqn).second) Fail(p + ".iqn", "duplicate target name");
+      c.targets.push_back(std::move(t));
+    }
+    *out = std::move(c);
+    return true;
+  } catch (const FieldError& e) {
+    *error = e.path + ": " + e.reason;
+    return false;
+  } catch (const json::exception& e) {
+    *error = std::string("invalid configuration: ") + e.what();
+    return false;
+  }
+}
+
+bool LoadFile(const std::string& path, Config* out, std::string* error) {
+  std::ifstream in(path);
+  if (!in) {
+    *error = path + ": cannot open";
+    return false;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (!Parse(ss.str(), out, error)) {
+    *error = path + ": " + *error;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace untorn::config

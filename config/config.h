@@ -1,0 +1,102 @@
+// untornd's configuration as plain structs. config/ is the only user of nlohmann_json; nothing of
+// it leaks through this header. Every validation error names the field path and the reason, e.g.
+// "targets[0].luns[1].size: must be a multiple of block_size 4096".
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace untorn::config {
+
+struct Portal {
+  std::string host = "0.0.0.0";
+  uint16_t port = 3260;
+  std::string advertise;  // address:port put in SendTargets replies; empty = the local address
+};
+
+struct ChapCredentials {
+  std::string username;
+  std::string secret;
+};
+
+struct AtomicLimits {  // SBC-4 Block Limits VPD fields, in logical blocks
+  uint32_t max_transfer_length = 0;
+  uint32_t alignment = 0;
+  uint32_t granularity = 0;
+  uint32_t max_transfer_length_with_boundary = 0;
+  uint32_t max_boundary_size = 0;
+  bool allow_ignored_by_linux = false;  // accept limits Linux's sd would silently disable
+};
+
+struct Lun {
+  uint16_t id = 0;
+  std::string backing_file;  // relative paths are under Config::data_dir (see BackingPath)
+  uint64_t size = 0;         // bytes
+  uint32_t block_size = 512;
+  uint32_t physical_block_size = 4096;
+  bool write_cache = true;
+  bool read_only = false;
+  bool thin = true;
+  uint32_t max_transfer_length = 16384;  // blocks
+  AtomicLimits atomic;
+  std::string serial;  // derived from target and LUN when empty
+};
+
+struct Target {
+  std::string iqn;
+  std::string alias;
+  std::optional<ChapCredentials> chap;         // initiator must authenticate
+  std::optional<ChapCredentials> mutual_chap;  // target authenticates to initiator
+  std::vector<std::string> allowed_initiators; // empty = any
+  std::vector<Lun> luns;
+};
+
+struct Limits {
+  uint32_t max_sessions_per_target = 64;
+  uint32_t max_connections = 256;
+  uint32_t max_outstanding_commands = 128;  // per session (CmdSN window)
+  uint32_t max_recv_data_segment_length = 262144;
+  uint32_t max_burst_length = 16776192;
+  uint32_t first_burst_length = 262144;
+  uint32_t login_timeout_seconds = 15;
+  uint32_t nop_interval_seconds = 5;  // ping an idle initiator this often
+  uint32_t nop_timeout_seconds = 30;  // drop a connection that stays silent this long after a ping
+};
+
+struct Config {
+  std::vector<Portal> portals;
+  std::string data_dir = "./untorn-data";
+  std::string metrics;  // HOST:PORT of the Prometheus endpoint; empty = off
+  std::string log_level = "info";
+  uint32_t io_threads = 4;
+  Limits limits;
+  std::vector<Target> targets;
+};
+
+// A LUN's backing file path: absolute as given, else under data_dir.
+[[nodiscard]] std::string BackingPath(const Config& c, const Lun& lun);
+
+// The configuration served by a bare `untornd`.
+[[nodiscard]] std::string_view EmbeddedDefault();
+
+// Parses and validates JSON text. On failure returns false with *error naming the field.
+[[nodiscard]] bool Parse(std::string_view json_text, Config* out, std::string* error);
+[[nodiscard]] bool LoadFile(const std::string& path, Config* out, std::string* error);
+
+// "HOST:PORT" (or "[v6]:PORT") into a Portal; false with *error on a bad value.
+[[nodiscard]] bool ParseHostPort(std::string_view text, Portal* out, std::string* error);
+
+// What Linux's sd driver (6.11+) makes of atomic limits: unit sizes in logical blocks, 0 when
+// it disables atomic writes. Mirrors sd_config_atomic(); the VM test checks it against a kernel.
+struct LinuxAtomicUnits {
+  uint32_t unit_min = 0;
+  uint32_t unit_max = 0;
+  std::string reason;  // why atomics are off, when they are
+};
+[[nodiscard]] LinuxAtomicUnits LinuxAtomicView(const AtomicLimits& a, uint32_t block_size,
+                                               uint32_t physical_block_size);
+
+}  // namespace untorn::config

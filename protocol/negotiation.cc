@@ -1,0 +1,138 @@
+#include "protocol/negotiation.h"
+
+#include <algorithm>
+#include <array>
+#include <optional>
+
+namespace untorn::protocol {
+namespace {
+
+constexpr std::array<const char*, 16> kHandled = {
+    "HeaderDigest",       "DataDigest",          "MaxRecvDataSegmentLength",
+    "MaxBurstLength",     "FirstBurstLength",    "InitialR2T",
+    "ImmediateData",      "MaxOutstandingR2T",   "DataPDUInOrder",
+    "DataSequenceInOrder", "DefaultTime2Wait",   "DefaultTime2Retain",
+    "ErrorRecoveryLevel", "MaxConnections",      "IFMarker",
+    "OFMarker"};
+
+std::optional<bool> ParseBool(const std::string& v) {
+  if (v == "Yes") return true;
+  if (v == "No") return false;
+  return std::nullopt;
+}
+
+const char* YesNo(bool b) { return b ? "Yes" : "No"; }
+
+// Numeric value within [lo, hi]; nullopt otherwise.
+std::optional<uint32_t> Ranged(const std::string& v, uint64_t lo, uint64_t hi) {
+  auto n = ParseNumber(v);
+  if (!n || *n < lo || *n > hi) return std::nullopt;
+  return static_cast<uint32_t>(*n);
+}
+
+}  // namespace
+
+Negotiator::Negotiator(const TargetCapabilities& caps) : caps_(caps) {
+  params_.target_max_recv_data_segment = caps.max_recv_data_segment;
+}
+
+bool Negotiator::Handles(const std::string& key) {
+  return std::any_of(kHandled.begin(), kHandled.end(),
+                     [&](const char* k) { return key == k; });
+}
+
+bool Negotiator::Respond(const KeyList& offers, KeyList* answers, std::string* error) {
+  for (const auto& [key, value] : offers) {
+    if (!seen_.insert(key).second) {
+      *error = "key negotiated twice: " + key;
+      return false;
+    }
+    std::string answer = Answer(key, value);
+    if (!answer.empty()) answers->push_back({key, std::move(answer)});
+  }
+  return true;
+}
+
+std::string Negotiator::Answer(const std::string& key, const std::string& value) {
+  constexpr uint64_t kMaxLen = (1u << 24) - 1;
+  if (key == "HeaderDigest" || key == "DataDigest") {
+    for (const auto& choice : SplitList(value)) {
+      const bool crc = choice == "CRC32C";
+      if (choice == "None" || (crc && caps_.allow_digests)) {
+        (key == "HeaderDigest" ? params_.header_digest : params_.data_digest) = crc;
+        return choice;
+      }
+    }
+    return "Reject";
+  }
+  if (key == "MaxRecvDataSegmentLength") {  // declarative (§13.12): no answer of its own
+    auto n = Ranged(value, 512, kMaxLen);
+    if (!n) return "Reject";
+    params_.initiator_max_recv_data_segment = *n;
+    return {};
+  }
+  if (key == "MaxBurstLength" || key == "FirstBurstLength") {
+    auto n = Ranged(value, 512, kMaxLen);
+    if (!n) return "Reject";
+    const bool max = key == "MaxBurstLength";
+    const uint32_t r = std::min(*n, max ? caps_.max_burst_length : caps_.first_burst_length);
+    (max ? params_.max_burst_length : params_.first_burst_length) = r;
+    return std::to_string(r);
+  }
+  if (key == "InitialR2T" || key == "ImmediateData" || key == "DataPDUInOrder" ||
+      key == "DataSequenceInOrder" || key == "IFMarker" || key == "OFMarker") {
+    auto b = ParseBool(value);
+    if (!b) return "Reject";
+    if (key == "InitialR2T") {  // OR (§13.10)
+      params_.initial_r2t = *b || caps_.want_initial_r2t;
+      return YesNo(params_.initial_r2t);
+    }
+    if (key == "ImmediateData") {  // AND (§13.11)
+      params_.immediate_data = *b && caps_.want_immediate_data;
+      return YesNo(params_.immediate_data);
+    }
+    if (key == "IFMarker" || key == "OFMarker") return "No";  // RFC 3720 markers: never used
+    // DataPDUInOrder / DataSequenceInOrder: OR; this target always delivers in order.
+    return "Yes";
+  }
+  if (key == "MaxOutstandingR2T") {
+    auto n = Ranged(value, 1, 65535);
+    if (!n) return "Reject";
+    params_.max_outstanding_r2t = std::min(*n, caps_.max_outstanding_r2t);
+    return std::to_string(params_.max_outstanding_r2t);
+  }
+  if (key == "DefaultTime2Wait") {  // max (§13.15)
+    auto n = Ranged(value, 0, 3600);
+    if (!n) return "Reject";
+    params_.default_time2wait = std::max<uint32_t>(*n, 2);
+    return std::to_string(params_.default_time2wait);
+  }
+  if (key == "DefaultTime2Retain") {  // min (§13.16)
+    auto n = Ranged(value, 0, 3600);
+    if (!n) return "Reject";
+    params_.default_time2retain = std::min<uint32_t>(*n, 20);
+    return std::to_string(params_.default_time2retain);
+  }
+  if (key == "ErrorRecoveryLevel") {  // min; only level 0 is implemented
+    if (!Ranged(value, 0, 2)) return "Reject";
+    params_.error_recovery_level = 0;
+    return "0";
+  }
+  if (key == "MaxConnections") {  // min; one connection per session
+    if (!Ranged(value, 1, 65535)) return "Reject";
+    params_.max_connections = 1;
+    return "1";
+  }
+  return "NotUnderstood";
+}
+
+void Negotiator::Finish(KeyList* answers) {
+  if (!declared_mrdsl_) {
+    answers->push_back(
+        {"MaxRecvDataSegmentLength", std::to_string(params_.target_max_recv_data_segment)});
+    declared_mrdsl_ = true;
+  }
+  params_.first_burst_length = std::min(params_.first_burst_length, params_.max_burst_length);
+}
+
+}  // namespace untorn::protocol

@@ -1,0 +1,43 @@
+// The backing store of one logical unit, addressed in bytes. Offsets and lengths are multiples of
+// block_size(). Implementations are thread-safe: the target calls them from a pool of threads.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "storage/status.h"
+
+namespace untorn::storage {
+
+enum class Durability {
+  kCached,   // may sit in a volatile cache until Flush()
+  kDurable,  // durable before the call returns (FUA / write-through)
+};
+
+class BlockStore {
+ public:
+  virtual ~BlockStore() = default;
+
+  [[nodiscard]] virtual uint32_t block_size() const = 0;
+  [[nodiscard]] virtual uint64_t size_bytes() const = 0;
+
+  virtual Status Read(uint64_t offset, std::span<uint8_t> out) = 0;
+  virtual Status Write(uint64_t offset, std::span<const uint8_t> data, Durability d) = 0;
+  // All-or-nothing with respect to crashes, and isolated: a concurrent Read of an overlapping
+  // range sees either none or all of `data`.
+  virtual Status WriteAtomic(uint64_t offset, std::span<const uint8_t> data, Durability d) = 0;
+  // Makes every completed write durable.
+  virtual Status Flush() = 0;
+  // Deallocates a range; it then reads as zeros.
+  virtual Status Unmap(uint64_t offset, uint64_t length) = 0;
+  // Provisioning status of the extent starting at `offset` (GET LBA STATUS): how many bytes,
+  // at most max_length and in whole blocks, share the status of the first block. May answer
+  // "mapped" for deallocated space, never the other way round.
+  struct Extent {
+    uint64_t length = 0;
+    bool mapped = true;
+  };
+  [[nodiscard]] virtual Extent Provisioning(uint64_t offset, uint64_t max_length) = 0;
+};
+
+}  // namespace untorn::storage

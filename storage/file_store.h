@@ -1,0 +1,53 @@
+// BlockStore over one regular file (sparse, created at the configured size). Plain writes go
+// straight to the file; atomic writes are isolated from overlapping I/O by a RangeLock, so a
+// reader never sees half of one. Crash atomicity of WriteAtomic needs the journaled store; this
+// store provides isolation only and says so in its name in logs. A failed fdatasync is sticky:
+// every later write is refused (kReadOnly) until restart.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "storage/block_store.h"
+#include "storage/range_lock.h"
+
+namespace untorn::storage {
+
+class FileStore final : public BlockStore {
+ public:
+  struct Options {
+    std::string path;
+    uint64_t size_bytes = 0;
+    uint32_t block_size = 512;
+    bool read_only = false;
+  };
+  // Opens (creating and sizing if needed) the file. A file larger than size_bytes is served at
+  // size_bytes; a smaller one is extended (sparse).
+  static Status Open(const Options& options, std::unique_ptr<FileStore>* out);
+  ~FileStore() override;
+
+  [[nodiscard]] uint32_t block_size() const override { return block_size_; }
+  [[nodiscard]] uint64_t size_bytes() const override { return size_bytes_; }
+  Status Read(uint64_t offset, std::span<uint8_t> out) override;
+  Status Write(uint64_t offset, std::span<const uint8_t> data, Durability d) override;
+  Status WriteAtomic(uint64_t offset, std::span<const uint8_t> data, Durability d) override;
+  Status Flush() override;
+  Status Unmap(uint64_t offset, uint64_t length) override;
+  [[nodiscard]] Extent Provisioning(uint64_t offset, uint64_t max_length) override;
+
+ private:
+  FileStore(int fd, const Options& o);
+  Status CheckRange(uint64_t offset, uint64_t length) const;
+  Status CheckWritable(uint64_t offset, uint64_t length) const;
+  Status WriteLocked(uint64_t offset, std::span<const uint8_t> data, Durability d);
+
+  const int fd_;
+  const uint64_t size_bytes_;
+  const uint32_t block_size_;
+  const bool read_only_;
+  std::atomic<bool> failed_{false};  // sticky after a failed write or sync
+  RangeLock locks_;
+};
+
+}  // namespace untorn::storage

@@ -1,0 +1,554 @@
+#include "target/connection.h"
+
+#include <openssl/rand.h>
+
+
+#include "protocol/framing.h"
+#include "protocol/scsi_pages.h"
+#include "protocol/text_keys.h"
+#include "target/log.h"
+
+namespace untorn::target {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+using protocol::Opcode;
+using protocol::Pdu;
+using protocol::kReservedTag;
+
+namespace {
+
+constexpr uint32_t kLoginMaxRecvDataSegment = 8192;  // RFC 7143 §13.12 default during login
+constexpr size_t kMaxWriteBatch = 64;
+
+// RFC 1982 serial number arithmetic on 32 bits.
+bool SerialLess(uint32_t a, uint32_t b) { return a != b && static_cast<int32_t>(a - b) < 0; }
+
+std::string Endpoint(const asio::ip::tcp::endpoint& ep) {
+  const auto a = ep.address();
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+}
+
+}  // namespace
+
+Connection::Connection(Socket socket, ServerContext ctx, uint64_t id)
+    : socket_(std::move(socket)),
+      ctx_(ctx),
+      id_(id),
+      write_signal_(socket_.get_executor()),
+      keepalive_timer_(socket_.get_executor()),
+      login_timer_(socket_.get_executor()),
+      last_rx_(std::chrono::steady_clock::now()) {
+  boost::system::error_code ec;
+  peer_ = Endpoint(socket_.remote_endpoint(ec));
+  local_ = Endpoint(socket_.local_endpoint(ec));
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  write_signal_.expires_at(std::chrono::steady_clock::time_point::max());
+  ctx_.connections->fetch_add(1);
+  ctx_.metrics->Get("untorn_connections", {}, "Open iSCSI connections", true).fetch_add(1);
+  ctx_.metrics->Add("untorn_connections_total", {}, "iSCSI connections accepted");
+}
+
+Connection::~Connection() {
+  ctx_.connections->fetch_sub(1);
+  ctx_.metrics->Get("untorn_connections", {}, "Open iSCSI connections", true).fetch_sub(1);
+}
+
+void Connection::Start() {
+  Login::Environment env;
+  env.config = ctx_.config;
+  env.local_address = local_;
+  env.random = [](uint8_t* p, size_t n) {
+    if (RAND_bytes(p, static_cast<int>(n)) != 1) {
+      // The CSPRNG failed: refuse to issue predictable challenges.
+      throw std::runtime_error("RAND_bytes failed");
+    }
+  };
+  env.admit = [this](const Login& l, LoginStatus* status) -> std::optional<uint16_t> {
+    if (l.tsih() != 0) {  // adding a connection to a session: one connection per session here
+      *status = LoginStatus::kTooManyConnections;
+      return std::nullopt;
+    }
+    if (l.discovery()) return static_cast<uint16_t>(0x8000 | (id_ & 0x7fff));
+    auto a = ctx_.sessions->Admit(l.initiator_name(), l.isid(), l.target()->iqn,
+                                  ctx_.config->limits.max_sessions_per_target, shared_from_this());
+    if (!a) {
+      *status = LoginStatus::kOutOfResources;
+      return std::nullopt;
+    }
+    replaced_ = std::move(a->replaced);
+    admitted_nexus_ = a->nexus_id;
+    return a->tsih;
+  };
+  login_ = std::make_unique<Login>(std::move(env));
+  stat_sn_ = 1;
+  auto self = shared_from_this();
+  const auto ex = socket_.get_executor();
+  asio::co_spawn(ex, ReadLoop(), [self](const std::exception_ptr&) {});
+  asio::co_spawn(ex, WriteLoop(), [self](const std::exception_ptr&) {});
+  asio::co_spawn(ex, LoginTimeout(), [self](const std::exception_ptr&) {});
+}
+
+void Connection::Stop() {
+  stop_requested_.store(true);
+  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->Close("stopped"); });
+}
+
+void Connection::Close(const std::string& why) {
+  if (stopped_) return;
+  stopped_ = true;
+  UNTORN_LOG_DEBUG("connection ", id_, " from ", peer_, " closed: ", why);
+  boost::system::error_code ec;
+  socket_.shutdown(Socket::shutdown_both, ec);
+  socket_.close(ec);
+  write_signal_.cancel();
+  keepalive_timer_.cancel();
+  login_timer_.cancel();
+  out_queue_.clear();
+  EndSession();
+}
+
+void Connection::EndSession() {
+  if (!full_feature_ || discovery_ || target_ == nullptr) return;
+  const bool still_ours = ctx_.sessions->Remove(tsih_, this);
+  // Tasks not yet on a storage thread are dropped here; executing ones finish and are dropped
+  // in Complete(). The I_T nexus is lost unless a reinstating session already took it over.
+  for (auto it = tasks_.begin(); it != tasks_.end();) {
+    it = it->second.executing ? std::next(it) : tasks_.erase(it);
+  }
+  if (still_ours) {
+    for (const auto& lu : target_->luns) lu->NexusLost(nexus_);
+  }
+  ctx_.metrics->Get("untorn_sessions", {{"target", target_->config->iqn}}, "Open sessions", true)
+      .fetch_sub(1);
+  UNTORN_LOG_INFO("session ", tsih_, " of ", nexus_.initiator, " on ", target_->config->iqn,
+                  " ended");
+  target_ = nullptr;
+}
+
+void Connection::CloseAfterFlush() {
+  close_after_flush_ = true;
+  write_signal_.cancel_one();
+}
+
+awaitable<void> Connection::LoginTimeout() {
+  login_timer_.expires_after(std::chrono::seconds(ctx_.config->limits.login_timeout_seconds));
+  boost::system::error_code ec;
+  co_await login_timer_.async_wait(asio::redirect_error(use_awaitable, ec));
+  if (!ec && !full_feature_ && !stopped_) {
+    UNTORN_LOG_WARN("login from ", peer_, " timed out");
+    Close("login timeout");
+  }
+}
+
+awaitable<void> Connection::KeepAlive() {
+  const auto interval = std::chrono::seconds(ctx_.config->limits.nop_interval_seconds);
+  const auto timeout = std::chrono::seconds(ctx_.config->limits.nop_timeout_seconds);
+  if (interval.count() == 0) co_return;
+  while (!stopped_) {
+    keepalive_timer_.expires_after(std::chrono::seconds(1));
+    boost::system::error_code ec;
+    co_await keepalive_timer_.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (stopped_) break;
+    const auto now = std::chrono::steady_clock::now();
+    if (ping_sent_ && now - *ping_sent_ > timeout) {
+      UNTORN_LOG_WARN("initiator ", peer_, " did not answer NOP-In; closing");
+      Close("keep-alive timeout");
+      break;
+    }
+    if (!ping_sent_ && now - last_rx_ >= interval) {
+      uint32_t ttt = next_ttt_++;
+      if (ttt == kReservedTag) ttt = next_ttt_++;
+      Send(protocol::EncodeNopIn(0, kReservedTag, ttt, {}, PeekStatus()));
+      ping_sent_ = now;
+    }
+  }
+}
+
+awaitable<bool> Connection::ReadPdu(Pdu& pdu, bool* data_digest_ok) {
+  co_await asio::async_read(socket_, asio::buffer(pdu.bhs), use_awaitable);
+  const protocol::FrameLayout l = protocol::LayoutOf(pdu.bhs);
+  const size_t max_data =
+      full_feature_ ? params_.target_max_recv_data_segment : kLoginMaxRecvDataSegment;
+  if (l.data_bytes > max_data) {
+    UNTORN_LOG_WARN("connection from ", peer_, ": data segment of ", l.data_bytes,
+                    " bytes exceeds MaxRecvDataSegmentLength ", max_data);
+    co_return false;
+  }
+  pdu.ahs.resize(l.ahs_bytes);
+  if (l.ahs_bytes > 0) co_await asio::async_read(socket_, asio::buffer(pdu.ahs), use_awaitable);
+  uint8_t digest[protocol::kDigestLength];
+  if (header_digest_) {
+    co_await asio::async_read(socket_, asio::buffer(digest), use_awaitable);
+    if (protocol::LoadLe32(digest, 0) != protocol::HeaderDigest(pdu)) {
+      UNTORN_LOG_WARN("connection from ", peer_, ": header digest mismatch");
+      co_return false;  // ERL 0: the header cannot be trusted, nor the framing after it
+    }
+  }
+  pdu.data.resize(l.padded_data_bytes);
+  if (l.padded_data_bytes > 0) {
+    co_await asio::async_read(socket_, asio::buffer(pdu.data), use_awaitable);
+    if (data_digest_) {
+      co_await asio::async_read(socket_, asio::buffer(digest), use_awaitable);
+      *data_digest_ok = protocol::LoadLe32(digest, 0) ==
+                        protocol::DataDigest(protocol::Bytes(pdu.data).first(l.data_bytes));
+    }
+  }
+  pdu.data.resize(l.data_bytes);
+  co_return true;
+}
+
+awaitable<void> Connection::ReadLoop() {
+  try {
+    while (!stopped_) {
+      Pdu pdu;
+      bool data_digest_ok = true;
+      if (!co_await ReadPdu(pdu, &data_digest_ok)) break;
+      last_rx_ = std::chrono::steady_clock::now();
+      ping_sent_.reset();
+      if (!full_feature_) {
+        if (!co_await OnLoginPdu(pdu)) break;
+        continue;
+      }
+      if (!data_digest_ok) {
+        UNTORN_LOG_WARN("connection from ", peer_, ": data digest mismatch");
+        Reject(protocol::RejectReason::kDataDigestError, pdu);
+        CloseAfterFlush();
+        break;
+      }
+      OnFullFeaturePdu(pdu);
+      if (close_after_flush_) break;
+    }
+  } catch (const std::exception& e) {
+    UNTORN_LOG_DEBUG("connection ", id_, " read: ", e.what());
+  }
+  if (!close_after_flush_) Close("read side ended");
+}
+
+awaitable<void> Connection::WriteLoop() {
+  try {
+    while (!stopped_) {
+      if (out_queue_.empty()) {
+        if (close_after_flush_) {
+          Close("closed after final response");
+          break;
+        }
+        boost::system::error_code ec;
+        co_await write_signal_.async_wait(asio::redirect_error(use_awaitable, ec));
+        continue;
+      }
+      std::vector<std::vector<uint8_t>> batch;
+      while (!out_queue_.empty() && batch.size() < kMaxWriteBatch) {
+        batch.push_back(std::move(out_queue_.front()));
+        out_queue_.pop_front();
+      }
+      std::vector<asio::const_buffer> buffers;
+      buffers.reserve(batch.size());
+      for (const auto& b : batch) buffers.emplace_back(asio::buffer(b));
+      co_await asio::async_write(socket_, buffers, use_awaitable);
+    }
+  } catch (const std::exception& e) {
+    UNTORN_LOG_DEBUG("connection ", id_, " write: ", e.what());
+    Close("write failed");
+  }
+}
+
+void Connection::Send(const Pdu& pdu) {
+  if (stopped_) return;
+  out_queue_.push_back(protocol::Serialize(pdu, header_digest_, data_digest_));
+  write_signal_.cancel_one();
+}
+
+protocol::SeqNumbers Connection::PeekStatus() const {
+  return {stat_sn_, exp_cmd_sn_, max_cmd_sn_};
+}
+
+protocol::SeqNumbers Connection::NextStatus() {
+  UpdateWindow();
+  return {stat_sn_++, exp_cmd_sn_, max_cmd_sn_};
+}
+
+void Connection::UpdateWindow() {
+  const uint32_t limit = ctx_.config->limits.max_outstanding_commands;
+  const auto active = static_cast<uint32_t>(tasks_.size() + held_commands_.size());
+  const uint32_t room = active >= limit ? 0 : limit - active;
+  const uint32_t candidate = exp_cmd_sn_ + room - 1;
+  // MaxCmdSN never moves backwards (RFC 7143 §4.2.2.1): a full window just stops growing.
+  if (SerialLess(max_cmd_sn_, candidate)) max_cmd_sn_ = candidate;
+}
+
+void Connection::Reject(protocol::RejectReason reason, const Pdu& pdu) {
+  ctx_.metrics->Add("untorn_rejects_total", {{"reason", std::to_string(static_cast<int>(reason))}},
+                    "Reject PDUs sent, by RFC 7143 reason code");
+  Send(protocol::EncodeReject(reason, pdu.bhs, NextStatus()));
+}
+
+awaitable<bool> Connection::OnLoginPdu(Pdu& pdu) {
+  if (pdu.RawOpcode() != static_cast<uint8_t>(Opcode::kLoginRequest)) {
+    UNTORN_LOG_WARN("connection from ", peer_, ": opcode 0x", std::hex,
+                    static_cast<int>(pdu.RawOpcode()), std::dec, " before login completed");
+    co_return false;
+  }
+  LoginOutcome out = login_->OnPdu(pdu, stat_sn_, ctx_.config->limits.max_outstanding_commands);
+  if (out.failed) {
+    UNTORN_LOG_WARN("login from ", peer_, " (", login_->initiator_name(), ") refused: ", out.log);
+    ctx_.metrics->Add("untorn_login_failures_total", {}, "Logins refused");
+  }
+  if (out.complete && replaced_) {
+    // Session reinstatement (RFC 7143 §6.3.5): the old session's tasks end before this one
+    // starts, so none of its writes can land after a write of the new session.
+    replaced_->Stop();
+    asio::steady_timer wait(socket_.get_executor());
+    for (int i = 0; i < 3000 && replaced_->in_flight() > 0; ++i) {
+      wait.expires_after(std::chrono::milliseconds(10));
+      boost::system::error_code ec;
+      co_await wait.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+    UNTORN_LOG_INFO("session of ", login_->initiator_name(), " reinstated");
+    replaced_.reset();
+  }
+  for (const Pdu& r : out.responses) {
+    Send(r);
+    ++stat_sn_;
+  }
+  if (out.failed) {
+    CloseAfterFlush();
+    co_return false;
+  }
+  if (!out.complete) co_return true;
+
+  // Full feature phase from here on; digests apply to every PDU after the final login response.
+  full_feature_ = true;
+  login_timer_.cancel();
+  params_ = login_->params();
+  header_digest_ = params_.header_digest;
+  data_digest_ = params_.data_digest;
+  discovery_ = login_->discovery();
+  tsih_ = login_->tsih();
+  cid_ = login_->cid();
+  exp_cmd_sn_ = login_->exp_cmd_sn();
+  max_cmd_sn_ = exp_cmd_sn_ - 1;
+  UpdateWindow();
+  nexus_ = Nexus{admitted_nexus_, login_->initiator_name(), login_->isid()};
+  if (!discovery_) {
+    target_ = ctx_.FindTarget(login_->target());
+    for (const auto& lu : target_->luns) lu->AddNexus(nexus_);
+    ctx_.metrics->Get("untorn_sessions", {{"target", target_->config->iqn}}, "Open sessions", true)
+        .fetch_add(1);
+    ctx_.metrics->Add("untorn_sessions_total", {{"target", target_->config->iqn}},
+                      "Sessions established");
+    UNTORN_LOG_INFO("session ", tsih_, ": ", nexus_.initiator, " from ", peer_, " on ",
+                    target_->config->iqn, " (digests ", header_digest_ ? "CRC32C" : "None", "/",
+                    data_digest_ ? "CRC32C" : "None", ")");
+  }
+  login_.reset();
+  asio::co_spawn(socket_.get_executor(), KeepAlive(),
+                 [self = shared_from_this()](const std::exception_ptr&) {});
+  co_return true;
+}
+
+bool Connection::AcceptCmdSn(Pdu& pdu) {
+  if (pdu.Immediate()) return true;
+  const uint32_t sn = pdu.Field32(24);
+  if (sn == exp_cmd_sn_) {
+    ++exp_cmd_sn_;
+    return true;
+  }
+  // Within (ExpCmdSN, MaxCmdSN]: an earlier command is missing; hold this one until it comes.
+  if (SerialLess(exp_cmd_sn_, sn) && !SerialLess(max_cmd_sn_, sn) &&
+      held_commands_.size() < ctx_.config->limits.max_outstanding_commands) {
+    held_commands_.emplace(sn, std::move(pdu));
+    return false;
+  }
+  // Outside the window: silently ignored (RFC 7143 §4.2.2.1).
+  UNTORN_LOG_DEBUG("connection ", id_, ": CmdSN ", sn, " outside [", exp_cmd_sn_, ", ",
+                   max_cmd_sn_, "]; dropped");
+  return false;
+}
+
+void Connection::OnFullFeaturePdu(Pdu& pdu) {
+  switch (static_cast<Opcode>(pdu.RawOpcode())) {
+    case Opcode::kDataOut:
+      OnDataOut(pdu);
+      return;
+    case Opcode::kNopOut:
+    case Opcode::kScsiCommand:
+    case Opcode::kTaskMgmtRequest:
+    case Opcode::kTextRequest:
+    case Opcode::kLogoutRequest:
+      if (pending_logout_itt_ && pdu.RawOpcode() != static_cast<uint8_t>(Opcode::kNopOut)) {
+        Reject(protocol::RejectReason::kWaitingForLogout, pdu);
+        return;
+      }
+      if (!AcceptCmdSn(pdu)) return;
+      Process(pdu);
+      // Commands held for a CmdSN gap may now be in order.
+      for (auto it = held_commands_.find(exp_cmd_sn_); it != held_commands_.end();
+           it = held_commands_.find(exp_cmd_sn_)) {
+        Pdu next = std::move(it->second);
+        held_commands_.erase(it);
+        ++exp_cmd_sn_;
+        Process(next);
+      }
+      return;
+    case Opcode::kLoginRequest:
+      Reject(protocol::RejectReason::kProtocolError, pdu);
+      CloseAfterFlush();
+      return;
+    case Opcode::kSnackRequest:  // ERL 0: no SNACK support
+      Reject(protocol::RejectReason::kProtocolError, pdu);
+      return;
+    default:
+      Reject(protocol::RejectReason::kCommandNotSupported, pdu);
+      return;
+  }
+}
+
+void Connection::Process(Pdu& pdu) {
+  const auto op = static_cast<Opcode>(pdu.RawOpcode());
+  if (discovery_ && (op == Opcode::kScsiCommand || op == Opcode::kTaskMgmtRequest)) {
+    Reject(protocol::RejectReason::kProtocolError, pdu);  // discovery: Text, NOP, Logout only
+    return;
+  }
+  switch (op) {
+    case Opcode::kNopOut: OnNopOut(pdu); break;
+    case Opcode::kScsiCommand: OnScsiCommand(pdu); break;
+    case Opcode::kTaskMgmtRequest: OnTaskManagement(pdu); break;
+    case Opcode::kTextRequest: OnText(pdu); break;
+    case Opcode::kLogoutRequest: OnLogout(pdu); break;
+    default: break;
+  }
+}
+
+void Connection::OnNopOut(const Pdu& pdu) {
+  const protocol::NopOutPdu n = protocol::DecodeNopOut(pdu);
+  if (n.itt == kReservedTag) return;  // an answer to our NOP-In (already noted as traffic)
+  std::vector<uint8_t> echo(pdu.data);
+  if (echo.size() > params_.initiator_max_recv_data_segment) {
+    echo.resize(params_.initiator_max_recv_data_segment);
+  }
+  Send(protocol::EncodeNopIn(n.lun, n.itt, kReservedTag, std::move(echo), NextStatus()));
+}
+
+std::vector<uint8_t> Connection::SendTargets(const std::string& which) const {
+  std::vector<uint8_t> out;
+  for (const auto& t : *ctx_.targets) {
+    const config::Target& c = *t->config;
+    // RFC 7143 §12.3: "All" in a discovery session lists every target, in a normal session
+    // only the session's own; an empty value means the session's own; a name means that one.
+    bool include = false;
+    if (which == "All") include = target_ == nullptr || target_ == t.get();
+    else if (which.empty()) include = target_ == t.get();
+    else include = which == c.iqn;
+    if (!include) continue;
+    const auto& allowed = c.allowed_initiators;
+    if (!allowed.empty() &&
+        std::find(allowed.begin(), allowed.end(), nexus_.initiator) == allowed.end()) {
+      continue;  // discovery shows only targets this initiator may log into
+    }
+    protocol::AppendTextKey(out, "TargetName", c.iqn);
+    for (const auto& p : ctx_.config->portals) {
+      std::string addr = p.advertise;
+      if (addr.empty()) {
+        const bool wildcard = p.host == "0.0.0.0" || p.host == "::" || p.host.empty();
+        addr = wildcard ? local_ : (p.host.find(':') != std::string::npos ? "[" + p.host + "]"
+                                                                          : p.host) +
+                                       ":" + std::to_string(p.port);
+      }
+      protocol::AppendTextKey(out, "TargetAddress", addr + ",1");
+    }
+  }
+  return out;
+}
+
+void Connection::OnText(const Pdu& pdu) {
+  const protocol::TextRequestPdu t = protocol::DecodeTextRequest(pdu);
+  if (t.ttt != kReservedTag && text_ttt_ == t.ttt && !text_response_left_.empty() &&
+      pdu.data.empty()) {
+    // The initiator asks for the rest of a long answer.
+  } else {
+    if (t.ttt != kReservedTag && t.ttt != text_ttt_) {
+      Reject(protocol::RejectReason::kInvalidPduField, pdu);
+      return;
+    }
+    text_response_left_.clear();
+    text_request_.insert(text_request_.end(), pdu.data.begin(), pdu.data.end());
+    if (text_request_.size() > protocol::kMaxTextDataLength) {
+      text_request_.clear();
+      Reject(protocol::RejectReason::kProtocolError, pdu);
+      return;
+    }
+    if (t.cont) {  // more of the request follows
+      text_ttt_ = next_ttt_++;
+      Send(protocol::EncodeTextResponse(t.itt, text_ttt_, false, false, {}, NextStatus()));
+      return;
+    }
+    std::string error;
+    const auto keys = protocol::ParseTextKeys(text_request_, &error);
+    text_request_.clear();
+    if (!keys) {
+      UNTORN_LOG_WARN("text request from ", peer_, ": ", error);
+      Reject(protocol::RejectReason::kProtocolError, pdu);
+      return;
+    }
+    std::vector<uint8_t> answer;
+    for (const auto& k : *keys) {
+      if (k.key == "SendTargets") {
+        const auto list = SendTargets(k.value);
+        answer.insert(answer.end(), list.begin(), list.end());
+      } else {
+        protocol::AppendTextKey(answer, k.key, "NotUnderstood");
+      }
+    }
+    text_response_left_ = std::move(answer);
+  }
+  const size_t chunk = std::min<size_t>(text_response_left_.size(),
+                                        params_.initiator_max_recv_data_segment);
+  std::vector<uint8_t> part(text_response_left_.begin(),
+                            text_response_left_.begin() + static_cast<ptrdiff_t>(chunk));
+  text_response_left_.erase(text_response_left_.begin(),
+                            text_response_left_.begin() + static_cast<ptrdiff_t>(chunk));
+  const bool more = !text_response_left_.empty();
+  text_ttt_ = more ? next_ttt_++ : kReservedTag;
+  Send(protocol::EncodeTextResponse(t.itt, text_ttt_, !more, more, std::move(part), NextStatus()));
+}
+
+void Connection::OnLogout(const Pdu& pdu) {
+  const protocol::LogoutRequestPdu l = protocol::DecodeLogoutRequest(pdu);
+  if (l.reason > 2) {
+    Reject(protocol::RejectReason::kInvalidPduField, pdu);
+    return;
+  }
+  uint8_t response = 0;                               // closed successfully
+  if (l.reason != 0 && l.cid != cid_) response = 1;   // CID not found
+  else if (l.reason == 2) response = 2;               // connection recovery not supported
+  pending_logout_itt_ = l.itt;
+  pending_logout_response_ = response;
+  if (response == 0) {
+    for (auto it = tasks_.begin(); it != tasks_.end();) {
+      it = it->second.executing ? std::next(it) : tasks_.erase(it);
+    }
+  }
+  MaybeFinishLogout();
+}
+
+void Connection::MaybeFinishLogout() {
+  if (!pending_logout_itt_) return;
+  if (pending_logout_response_ == 0) {
+    for (const auto& [itt, t] : tasks_) {
+      if (t.executing) return;  // answer once in-flight storage work is done
+    }
+  }
+  Send(protocol::EncodeLogoutResponse(*pending_logout_itt_, pending_logout_response_,
+                                      NextStatus()));
+  if (pending_logout_response_ == 0) {
+    CloseAfterFlush();
+    if (!discovery_ && target_ != nullptr) {
+      UNTORN_LOG_INFO("session ", tsih_, " of ", nexus_.initiator, " logged out");
+    }
+  }
+  pending_logout_itt_.reset();
+}
+
+}  // namespace untorn::target

@@ -1,0 +1,167 @@
+// One iSCSI connection and, since this target negotiates MaxConnections=1, its session.
+//
+// Executor: everything in this class runs on the connection's strand (the socket's executor),
+// except Stop() and in_flight(), which any thread may call. Storage work is posted to the
+// server's storage pool and its completion is posted back to the strand.
+//
+// Structure (after the Asio examples): a reader coroutine that frames PDUs (header digest and
+// data digest checked here) and dispatches them; a writer coroutine that drains an outbound
+// queue; a keep-alive coroutine that pings an idle initiator with NOP-In. Errors are handled at
+// three levels, each converted to the next in one place: connection-fatal (close), Reject PDU,
+// and SCSI CHECK CONDITION (from the logical unit).
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange unincluded
+
+#include <boost/asio.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "protocol/negotiation.h"
+#include "protocol/pdu.h"
+#include "target/login.h"
+#include "target/scsi_task.h"
+#include "target/server_context.h"
+
+namespace untorn::target {
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  using Socket = boost::asio::ip::tcp::socket;
+
+  Connection(Socket socket, ServerContext ctx, uint64_t id);
+  ~Connection();
+
+  void Start();
+  // Closes the socket and abandons queued work; in-flight storage work completes and is dropped.
+  void Stop();
+  [[nodiscard]] int in_flight() const { return in_flight_.load(); }
+
+ private:
+  struct R2tState {
+    uint32_t offset = 0, length = 0, received = 0, next_data_sn = 0;
+  };
+  // A SCSI task from command to response. Lives in tasks_ (keyed by ITT).
+  struct Task {
+    uint64_t serial = 0;
+    uint32_t itt = 0, cmd_sn = 0, edtl = 0;
+    uint64_t lun_field = 0;
+    bool read = false, write = false;
+    LogicalUnit* lu = nullptr;
+    std::vector<uint8_t> cdb;
+    uint32_t want = 0;              // data-out bytes the command needs (SPDTL, <= EDTL)
+    std::vector<uint8_t> data;      // data-out collected, `want` bytes
+    uint32_t received = 0;          // bytes of [0, want) received
+    uint32_t unsolicited_end = 0;   // initiator sends [0, unsolicited_end) without R2T
+    bool unsolicited_open = false;  // unsolicited Data-Out PDUs still to come
+    uint32_t unsolicited_data_sn = 0;
+    uint32_t next_r2t_offset = 0, r2t_sn = 0;
+    std::map<uint32_t, R2tState> r2ts;  // outstanding, by TTT
+    bool executing = false, aborted = false;
+  };
+  struct PendingTmf {
+    uint32_t itt = 0;
+    protocol::TmfResponse response = protocol::TmfResponse::kComplete;
+    std::set<uint64_t> waiting;  // serials of executing tasks being aborted
+    bool close_after = false;
+  };
+
+  // --- I/O (connection.cc) ---
+  boost::asio::awaitable<void> ReadLoop();
+  boost::asio::awaitable<void> WriteLoop();
+  boost::asio::awaitable<void> KeepAlive();
+  boost::asio::awaitable<void> LoginTimeout();
+  // Reads one PDU; returns false when the connection must close.
+  boost::asio::awaitable<bool> ReadPdu(protocol::Pdu& pdu, bool* data_digest_ok);
+  void Send(const protocol::Pdu& pdu);
+  void CloseAfterFlush();
+  void Close(const std::string& why);
+  [[nodiscard]] protocol::SeqNumbers NextStatus();  // consumes a StatSN
+  [[nodiscard]] protocol::SeqNumbers PeekStatus() const;
+  void Reject(protocol::RejectReason reason, const protocol::Pdu& pdu);
+  void UpdateWindow();
+
+  // --- Login and session-level PDUs (connection.cc) ---
+  boost::asio::awaitable<bool> OnLoginPdu(protocol::Pdu& pdu);
+  void OnFullFeaturePdu(protocol::Pdu& pdu);
+  void Process(protocol::Pdu& pdu);  // after the CmdSN check
+  // Returns false if the PDU is outside the CmdSN window (dropped) or queued for later.
+  bool AcceptCmdSn(protocol::Pdu& pdu);
+  void OnNopOut(const protocol::Pdu& pdu);
+  void OnText(const protocol::Pdu& pdu);
+  void OnLogout(const protocol::Pdu& pdu);
+  void MaybeFinishLogout();
+  [[nodiscard]] std::vector<uint8_t> SendTargets(const std::string& which) const;
+
+  // --- SCSI tasks (scsi_tasks.cc) ---
+  void OnScsiCommand(const protocol::Pdu& pdu);
+  void OnDataOut(const protocol::Pdu& pdu);
+  void IssueR2ts(Task& t);
+  void MaybeDispatch(Task& t);
+  void Dispatch(Task& t);
+  void Complete(uint32_t itt, uint64_t serial, ScsiOutcome outcome);
+  void SendScsiResult(const Task& t, const ScsiOutcome& o);
+  [[nodiscard]] ScsiOutcome NoSuchLun(const std::vector<uint8_t>& cdb) const;
+  void OnTaskManagement(const protocol::Pdu& pdu);
+  void AbortTasks(PendingTmf& tmf, const std::function<bool(const Task&)>& match);
+  void MaybeAnswerTmfs();
+  void EndSession();
+
+  Socket socket_;
+  ServerContext ctx_;
+  const uint64_t id_;
+  std::string peer_;
+  std::string local_;
+  boost::asio::steady_timer write_signal_;
+  boost::asio::steady_timer keepalive_timer_;
+  boost::asio::steady_timer login_timer_;
+  std::deque<std::vector<uint8_t>> out_queue_;
+  bool writing_ = false;
+  bool stopped_ = false;
+  bool close_after_flush_ = false;
+  std::atomic<int> in_flight_{0};
+  std::atomic<bool> stop_requested_{false};
+
+  // Login / session state.
+  std::unique_ptr<Login> login_;
+  bool full_feature_ = false;
+  bool discovery_ = false;
+  TargetRuntime* target_ = nullptr;
+  Nexus nexus_;
+  uint16_t tsih_ = 0;
+  uint16_t cid_ = 0;
+  protocol::SessionParams params_;
+  bool header_digest_ = false, data_digest_ = false;  // in force on the wire now
+  uint32_t stat_sn_ = 0;
+  uint32_t exp_cmd_sn_ = 0, max_cmd_sn_ = 0;
+  std::map<uint32_t, protocol::Pdu> held_commands_;  // CmdSN gaps: later commands wait here
+  std::map<uint32_t, Task> tasks_;
+  uint64_t next_serial_ = 1;
+  uint32_t next_ttt_ = 1;
+  std::vector<PendingTmf> pending_tmfs_;
+  std::optional<uint32_t> pending_logout_itt_;
+  uint8_t pending_logout_response_ = 0;
+
+  // Text continuation (RFC 7143 §11.10.1): response bytes not yet sent.
+  std::vector<uint8_t> text_request_;
+  std::vector<uint8_t> text_response_left_;
+  uint32_t text_ttt_ = protocol::kReservedTag;
+
+  // Session admission (set by Login's admit callback).
+  std::shared_ptr<Connection> replaced_;
+  uint64_t admitted_nexus_ = 0;
+
+  // Keep-alive.
+  std::chrono::steady_clock::time_point last_rx_;
+  std::optional<std::chrono::steady_clock::time_point> ping_sent_;
+};
+
+}  // namespace untorn::target

@@ -1,0 +1,141 @@
+// One SCSI logical unit: a direct-access block device (SBC-4) over a storage::BlockStore.
+//
+// Commands go through one table (kCommands in logical_unit.cc) and one place for the shared
+// checks (Prepare): CDB length and CONTROL byte, pending unit attentions, reservations, write
+// protection. Each command then has a Validate step (before data transfer, on the connection's
+// executor: cheap, no I/O) and a Run step (on a storage pool thread: may block on I/O).
+//
+// Thread-safety: all public methods may be called from any thread. Mutable SCSI state (mode
+// parameters, unit attentions, reservations) is guarded by state_mu_; storage is thread-safe.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "protocol/byte_order.h"
+#include "protocol/cdb.h"
+#include "protocol/scsi_pages.h"
+#include "storage/block_store.h"
+#include "target/metrics.h"
+#include "target/persistent_reservations.h"
+#include "target/scsi_task.h"
+
+namespace untorn::target {
+
+class LogicalUnit {
+ public:
+  LogicalUnit(const config::Lun& lun, const std::string& target_iqn,
+              std::unique_ptr<storage::BlockStore> store, Metrics* metrics);
+
+  [[nodiscard]] uint16_t id() const { return id_; }
+  [[nodiscard]] const protocol::DiskDescription& description() const { return disk_; }
+
+  // Shared checks + the command's own validation. Never blocks.
+  [[nodiscard]] CommandPlan Prepare(const Nexus& nexus, protocol::Bytes cdb);
+  // Performs a prepared command with its data-out bytes. May block on storage.
+  [[nodiscard]] ScsiOutcome Execute(const Nexus& nexus, protocol::Bytes cdb,
+                                    std::vector<uint8_t> data_out);
+
+  // Task management and nexus life cycle.
+  void Reset(const Nexus& by);      // LOGICAL UNIT RESET / target reset: UA to every other nexus
+  void NexusLost(const Nexus& nexus);  // session ended: drops RESERVE(6) reservations it held
+  void AddNexus(const Nexus& nexus);   // new I_T nexus: POWER ON/RESET unit attention pending
+  // Unit attention to every nexus except `except` (0 = all).
+  void EstablishUnitAttention(const protocol::Sense& s, uint64_t except);
+
+  // The LUN numbers of the target this LU belongs to (REPORT LUNS). Set once at start.
+  void SetTargetLuns(std::vector<uint16_t> luns) { target_luns_ = std::move(luns); }
+
+  // Makes all cached writes durable (shutdown).
+  storage::Status Flush() { return store_->Flush(); }
+
+  // Command table entry (public so the table can live in the .cc file).
+  struct Command;
+
+ private:
+  // Validation (no I/O) returns nullopt to go on, or the outcome to answer with.
+  using Validator = std::optional<ScsiOutcome> (LogicalUnit::*)(const Nexus&, protocol::Bytes,
+                                                                CommandPlan&);
+  using Runner = ScsiOutcome (LogicalUnit::*)(const Nexus&, protocol::Bytes,
+                                              std::vector<uint8_t>&);
+  friend struct Command;
+
+  [[nodiscard]] static std::span<const Command> Commands();
+  [[nodiscard]] const Command* Find(protocol::Bytes cdb) const;
+  [[nodiscard]] std::optional<protocol::Sense> TakeUnitAttention(uint64_t nexus_id);
+  [[nodiscard]] bool WriteCacheEnabled() const { return write_cache_.load(); }
+  [[nodiscard]] storage::Durability DurabilityFor(bool fua) const;
+  [[nodiscard]] std::optional<ScsiOutcome> CheckLbaRange(uint64_t lba, uint64_t blocks) const;
+  void Count(const Command& c, const ScsiOutcome& o);
+
+  // --- SPC handlers (spc_commands.cc) ---
+  ScsiOutcome RunTestUnitReady(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  std::optional<ScsiOutcome> ValidateInquiry(const Nexus&, protocol::Bytes, CommandPlan&);
+  ScsiOutcome RunInquiry(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  ScsiOutcome RunReportLuns(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  ScsiOutcome RunRequestSense(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  ScsiOutcome RunReadCapacity10(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  ScsiOutcome RunServiceActionIn16(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  std::optional<ScsiOutcome> ValidateModeSense(const Nexus&, protocol::Bytes, CommandPlan&);
+  ScsiOutcome RunModeSense(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  std::optional<ScsiOutcome> ValidateModeSelect(const Nexus&, protocol::Bytes, CommandPlan&);
+  ScsiOutcome RunModeSelect(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  std::optional<ScsiOutcome> ValidateStartStopUnit(const Nexus&, protocol::Bytes, CommandPlan&);
+  ScsiOutcome RunNothing(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  std::optional<ScsiOutcome> ValidateMaintenanceIn(const Nexus&, protocol::Bytes, CommandPlan&);
+  ScsiOutcome RunMaintenanceIn(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  std::optional<ScsiOutcome> ValidatePreventAllow(const Nexus&, protocol::Bytes, CommandPlan&);
+  ScsiOutcome RunReserve6(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  ScsiOutcome RunRelease6(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  std::optional<ScsiOutcome> ValidatePrOut(const Nexus&, protocol::Bytes, CommandPlan&);
+  ScsiOutcome RunPrIn(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  ScsiOutcome RunPrOut(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  std::vector<uint8_t> ModePages(uint8_t pc, uint8_t page, uint8_t subpage, bool* ok) const;
+  std::vector<uint8_t> SupportedOpcodes(protocol::Bytes cdb, std::optional<ScsiOutcome>* err) const;
+
+  // --- SBC handlers (sbc_commands.cc) ---
+  std::optional<ScsiOutcome> ValidateBlockCommand(const Nexus&, protocol::Bytes, CommandPlan&);
+  ScsiOutcome RunRead(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  ScsiOutcome RunWrite(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  ScsiOutcome RunWriteAtomic(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  ScsiOutcome RunWriteAndVerify(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  ScsiOutcome RunVerify(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  ScsiOutcome RunOrWrite(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  ScsiOutcome RunCompareAndWrite(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  ScsiOutcome RunWriteSame(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  ScsiOutcome RunSynchronizeCache(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  ScsiOutcome RunPreFetch(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  std::optional<ScsiOutcome> ValidateUnmap(const Nexus&, protocol::Bytes, CommandPlan&);
+  ScsiOutcome RunUnmap(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  ScsiOutcome RunGetLbaStatus(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  std::optional<ScsiOutcome> ValidateWriteAtomic32(const Nexus&, protocol::Bytes, CommandPlan&);
+  std::optional<ScsiOutcome> ValidateAtomicLimits(const protocol::BlockCdb& c) const;
+
+  const uint16_t id_;
+  protocol::DiskDescription disk_;
+  const std::unique_ptr<storage::BlockStore> store_;
+  Metrics* const metrics_;
+  const Metrics::Labels labels_;
+  std::atomic<bool> write_cache_;
+  std::vector<uint16_t> target_luns_;
+  std::mutex read_modify_write_mu_;  // serialises COMPARE AND WRITE and ORWRITE
+
+  std::mutex state_mu_;
+  std::map<uint64_t, std::deque<protocol::Sense>> unit_attentions_;  // guarded by state_mu_
+  std::optional<uint64_t> reserve6_holder_;                         // guarded by state_mu_
+  PersistentReservations pr_;                                       // guarded by state_mu_
+  std::map<uint64_t, std::string> transport_ids_;                   // guarded by state_mu_
+};
+
+// Maps a storage failure to the SCSI answer (SBC-4 §4.18); the one place this happens.
+[[nodiscard]] ScsiOutcome OutcomeFromStorage(const storage::Status& s, bool writing);
+
+}  // namespace untorn::target

@@ -1,0 +1,125 @@
+// untornd: an iSCSI target serving SCSI disks with WRITE ATOMIC(16).
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "config/config.h"
+#include "target/log.h"
+#include "target/server.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: untornd [options]
+
+Serves the configured iSCSI targets. Without --config, serves the embedded default: target
+iqn.2026-11.org.untorn:disk0 with LUN 0, a 1 GiB sparse file under ./untorn-data, on
+0.0.0.0:3260.
+
+options:
+  --config FILE         JSON configuration (see config/example.json)
+  --listen HOST:PORT    serve one portal on HOST:PORT instead of the configured ones
+                        (port 0 picks a free port, logged at start)
+  --advertise HOST:PORT address given to initiators in SendTargets (e.g. behind NAT)
+  --data-dir DIR        directory for relative backing files (default ./untorn-data)
+  --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics
+  --log-level LEVEL     debug, info, warn or error (default info)
+  --check-config FILE   validate FILE and exit (0 if valid)
+  --print-default-config  print the embedded default configuration and exit
+  --help                this text
+  --version             print the version
+)";
+
+int Usage(const char* error) {
+  std::fprintf(stderr, "untornd: %s\n\n%s", error, kUsage);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using untorn::config::Config;
+  std::string config_file, listen, advertise, data_dir, metrics, log_level;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= argc) return false;
+      *out = argv[++i];
+      return true;
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (arg == "--version") {
+      std::printf("untornd %s\n", UNTORN_VERSION);
+      return 0;
+    }
+    if (arg == "--print-default-config") {
+      std::fwrite(untorn::config::EmbeddedDefault().data(), 1,
+                  untorn::config::EmbeddedDefault().size(), stdout);
+      return 0;
+    }
+    if (arg == "--check-config") {
+      std::string file, error;
+      if (!value(&file)) return Usage("--check-config needs a file");
+      Config c;
+      if (!untorn::config::LoadFile(file, &c, &error)) {
+        std::fprintf(stderr, "untornd: %s\n", error.c_str());
+        return 1;
+      }
+      std::printf("%s: valid (%zu target(s))\n", file.c_str(), c.targets.size());
+      return 0;
+    }
+    bool ok = true;
+    if (arg == "--config") ok = value(&config_file);
+    else if (arg == "--listen") ok = value(&listen);
+    else if (arg == "--advertise") ok = value(&advertise);
+    else if (arg == "--data-dir") ok = value(&data_dir);
+    else if (arg == "--metrics") ok = value(&metrics);
+    else if (arg == "--log-level") ok = value(&log_level);
+    else return Usage(("unknown option " + arg).c_str());
+    if (!ok) return Usage((arg + " needs a value").c_str());
+  }
+
+  Config config;
+  std::string error;
+  const bool loaded = config_file.empty()
+                          ? untorn::config::Parse(untorn::config::EmbeddedDefault(), &config, &error)
+                          : untorn::config::LoadFile(config_file, &config, &error);
+  if (!loaded) {
+    std::fprintf(stderr, "untornd: %s\n", error.c_str());
+    return 1;
+  }
+  if (!listen.empty()) {
+    untorn::config::Portal p;
+    if (!untorn::config::ParseHostPort(listen, &p, &error)) {
+      return Usage(("--listen: " + error).c_str());
+    }
+    config.portals = {p};
+  }
+  if (!advertise.empty()) {
+    untorn::config::Portal check;
+    if (!untorn::config::ParseHostPort(advertise, &check, &error)) {
+      return Usage(("--advertise: " + error).c_str());
+    }
+    for (auto& p : config.portals) p.advertise = advertise;
+  }
+  if (!data_dir.empty()) config.data_dir = data_dir;
+  if (!metrics.empty()) {
+    untorn::config::Portal check;
+    if (!untorn::config::ParseHostPort(metrics, &check, &error)) {
+      return Usage(("--metrics: " + error).c_str());
+    }
+    config.metrics = metrics;
+  }
+  if (!log_level.empty()) config.log_level = log_level;
+  untorn::target::LogLevel level{};
+  if (!untorn::target::ParseLogLevel(config.log_level, &level)) {
+    return Usage("--log-level must be debug, info, warn or error");
+  }
+  untorn::target::SetLogLevel(level);
+
+  untorn::target::Server server(std::move(config));
+  if (!server.Open()) return 1;
+  return server.Run();
+}

@@ -1,0 +1,44 @@
+// What the iSCSI layer hands the SCSI layer and gets back. Independent of PDUs.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "protocol/sense.h"
+
+namespace untorn::target {
+
+// An I_T nexus: one initiator port (InitiatorName + ISID) talking to this target port.
+// `id` is unique for the daemon's lifetime and keys per-nexus state (unit attentions,
+// reservations). A reinstated session keeps the nexus of the session it replaces.
+struct Nexus {
+  uint64_t id = 0;
+  std::string initiator;
+  uint64_t isid = 0;
+  [[nodiscard]] std::string TransportId() const;  // "iqn...,i,0x<isid>" (SPC-4 §7.6.4.6)
+};
+
+struct ScsiOutcome {
+  protocol::ScsiStatus status = protocol::ScsiStatus::kGood;
+  std::vector<uint8_t> data_in;
+  std::optional<protocol::Sense> sense;
+
+  static ScsiOutcome Good() { return {}; }
+  static ScsiOutcome Check(protocol::Sense s) {
+    return {protocol::ScsiStatus::kCheckCondition, {}, std::move(s)};
+  }
+  static ScsiOutcome Data(std::vector<uint8_t> d) {
+    return {protocol::ScsiStatus::kGood, std::move(d), std::nullopt};
+  }
+  static ScsiOutcome WithStatus(protocol::ScsiStatus st) { return {st, {}, std::nullopt}; }
+};
+
+// Outcome of the checks a command passes before any data moves.
+struct CommandPlan {
+  std::optional<ScsiOutcome> done;  // set: answer now, transfer nothing
+  uint32_t data_out_length = 0;     // bytes the CDB asks the initiator to send (SPDTL)
+};
+
+}  // namespace untorn::target

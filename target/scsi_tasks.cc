@@ -1,0 +1,332 @@
+// SCSI tasks of a Connection: SCSI Command PDUs, data-out collection (immediate, unsolicited and
+// R2T-solicited), dispatch to the storage pool, Data-In / SCSI Response with residuals, and
+// task management. RFC 7143 §4.2.1, §11.3-11.8.
+#include <algorithm>
+
+#include "protocol/cdb.h"
+#include "protocol/scsi_pages.h"
+#include "target/connection.h"
+#include "target/log.h"
+
+namespace untorn::target {
+
+namespace asio = boost::asio;
+using protocol::Pdu;
+using protocol::ScsiStatus;
+using protocol::TmfResponse;
+using protocol::kReservedTag;
+namespace sense = protocol::sense;
+
+void Connection::OnScsiCommand(const Pdu& pdu) {
+  const auto cmd = protocol::DecodeScsiCommand(pdu);
+  if (!cmd || cmd->itt == kReservedTag) {
+    Reject(protocol::RejectReason::kInvalidPduField, pdu);
+    return;
+  }
+  if (tasks_.count(cmd->itt) != 0) {
+    Reject(protocol::RejectReason::kTaskInProgress, pdu);
+    return;
+  }
+  const auto immediate = static_cast<uint32_t>(pdu.data.size());
+  if (immediate > 0 && (!cmd->write || !params_.immediate_data ||
+                        immediate > params_.first_burst_length || immediate > cmd->expected_length)) {
+    Reject(protocol::RejectReason::kProtocolError, pdu);
+    return;
+  }
+  Task t;
+  t.serial = next_serial_++;
+  t.itt = cmd->itt;
+  t.cmd_sn = cmd->cmd_sn;
+  t.edtl = cmd->expected_length;
+  t.lun_field = cmd->lun;
+  t.read = cmd->read;
+  t.write = cmd->write;
+  t.cdb = cmd->cdb;
+  ctx_.metrics->Add("untorn_iscsi_commands_total",
+                    {{"target", target_->config->iqn},
+                     {"opcode", std::to_string(static_cast<int>(t.cdb[0]))}},
+                    "SCSI Command PDUs received, by SCSI opcode");
+
+  if (tasks_.size() >= ctx_.config->limits.max_outstanding_commands) {
+    SendScsiResult(t, ScsiOutcome::WithStatus(ScsiStatus::kTaskSetFull));
+    return;
+  }
+  t.lu = target_->Find(protocol::DecodeLun(cmd->lun));
+  if (t.lu == nullptr) {
+    SendScsiResult(t, NoSuchLun(t.cdb));
+    return;
+  }
+  const CommandPlan plan = t.lu->Prepare(nexus_, t.cdb);
+  if (plan.done) {
+    SendScsiResult(t, *plan.done);
+    return;
+  }
+  t.want = plan.data_out_length;
+  if (t.want > 0 && (!t.write || t.edtl < t.want)) {
+    // The initiator would send less than the CDB needs: answer without transferring anything
+    // (FCP-4 §9.4.2 b, what iscsi-test-cu's residual tests accept), reporting the overflow.
+    SendScsiResult(t, ScsiOutcome::Check({protocol::SenseKey::kIllegalRequest, 0x0e, 0x03}));
+    return;
+  }
+  if (t.want > 0) {
+    t.data.resize(t.want);
+    const uint32_t take = std::min(immediate, t.want);
+    std::copy_n(pdu.data.begin(), take, t.data.begin());
+    t.received = take;
+    t.unsolicited_end = params_.initial_r2t ? immediate
+                                            : std::min(params_.first_burst_length, t.edtl);
+    t.unsolicited_open = t.unsolicited_end > immediate && !cmd->final;
+    t.next_r2t_offset = std::min(t.unsolicited_end, t.want);
+  }
+  auto [it, inserted] = tasks_.emplace(t.itt, std::move(t));
+  IssueR2ts(it->second);
+  MaybeDispatch(it->second);
+}
+
+void Connection::IssueR2ts(Task& t) {
+  while (t.next_r2t_offset < t.want && t.r2ts.size() < params_.max_outstanding_r2t) {
+    const uint32_t len = std::min(params_.max_burst_length, t.want - t.next_r2t_offset);
+    uint32_t ttt = next_ttt_++;
+    if (ttt == kReservedTag) ttt = next_ttt_++;
+    t.r2ts.emplace(ttt, R2tState{t.next_r2t_offset, len, 0, 0});
+    Send(protocol::EncodeR2t({t.lun_field, t.itt, ttt, t.r2t_sn++, t.next_r2t_offset, len},
+                             PeekStatus()));
+    t.next_r2t_offset += len;
+  }
+}
+
+void Connection::OnDataOut(const Pdu& pdu) {
+  const protocol::DataOutPdu d = protocol::DecodeDataOut(pdu);
+  auto it = tasks_.find(d.itt);
+  if (it == tasks_.end() || it->second.executing || it->second.want == 0) {
+    // A task already answered (e.g. refused before its data arrived) or aborted.
+    UNTORN_LOG_DEBUG("connection ", id_, ": Data-Out for no waiting task, ITT ", d.itt);
+    return;
+  }
+  Task& t = it->second;
+  const auto len = static_cast<uint32_t>(pdu.data.size());
+  if (d.buffer_offset > t.edtl || len > t.edtl - d.buffer_offset) {
+    Reject(protocol::RejectReason::kProtocolError, pdu);  // data past the expected length
+    return;
+  }
+  if (d.ttt == kReservedTag) {  // unsolicited
+    if (!t.unsolicited_open || d.buffer_offset + len > t.unsolicited_end ||
+        d.data_sn != t.unsolicited_data_sn) {
+      Reject(protocol::RejectReason::kProtocolError, pdu);
+      return;
+    }
+    ++t.unsolicited_data_sn;
+    if (d.final) t.unsolicited_open = false;
+  } else {
+    auto r = t.r2ts.find(d.ttt);
+    if (r == t.r2ts.end() || d.buffer_offset < r->second.offset ||
+        d.buffer_offset + len > r->second.offset + r->second.length ||
+        d.data_sn != r->second.next_data_sn) {
+      Reject(protocol::RejectReason::kProtocolError, pdu);
+      return;
+    }
+    ++r->second.next_data_sn;
+    r->second.received += len;
+    if (d.final || r->second.received >= r->second.length) t.r2ts.erase(r);
+  }
+  // Keep what falls inside [0, want); bytes past it (EDTL > SPDTL) are discarded.
+  if (d.buffer_offset < t.want) {
+    const uint32_t n = std::min(len, t.want - d.buffer_offset);
+    std::copy_n(pdu.data.begin(), n, t.data.begin() + d.buffer_offset);
+    t.received += n;
+  }
+  IssueR2ts(t);
+  MaybeDispatch(t);
+}
+
+void Connection::MaybeDispatch(Task& t) {
+  if (t.executing || t.received < t.want || !t.r2ts.empty() || t.next_r2t_offset < t.want) {
+    return;
+  }
+  Dispatch(t);
+}
+
+void Connection::Dispatch(Task& t) {
+  t.executing = true;
+  in_flight_.fetch_add(1);
+  asio::post(*ctx_.storage_pool,
+             [self = shared_from_this(), lu = t.lu, nexus = nexus_, cdb = t.cdb,
+              data = std::move(t.data), itt = t.itt, serial = t.serial]() mutable {
+               ScsiOutcome o = lu->Execute(nexus, cdb, std::move(data));
+               asio::post(self->socket_.get_executor(),
+                          [self, itt, serial, o = std::move(o)]() mutable {
+                            self->in_flight_.fetch_sub(1);
+                            self->Complete(itt, serial, std::move(o));
+                          });
+             });
+}
+
+void Connection::Complete(uint32_t itt, uint64_t serial, ScsiOutcome outcome) {
+  auto it = tasks_.find(itt);
+  if (it == tasks_.end() || it->second.serial != serial) return;
+  Task t = std::move(it->second);
+  tasks_.erase(it);
+  if (!t.aborted && !stopped_) SendScsiResult(t, outcome);
+  for (auto& tmf : pending_tmfs_) tmf.waiting.erase(serial);
+  MaybeAnswerTmfs();
+  MaybeFinishLogout();
+}
+
+void Connection::SendScsiResult(const Task& t, const ScsiOutcome& o) {
+  // Residuals (RFC 7143 §11.4.5): what the command moved (data-in it produced, or the data-out
+  // its CDB asked for) against what the initiator expected (EDTL; nothing for data-in without R).
+  const bool data_in = !o.data_in.empty();
+  const uint32_t moved = data_in ? static_cast<uint32_t>(o.data_in.size()) : t.want;
+  const uint32_t expected = data_in && !t.read ? 0 : t.edtl;
+  const bool overflow = moved > expected;
+  const bool underflow = moved < expected;
+  const uint32_t residual = overflow ? moved - expected : expected - moved;
+  const uint32_t to_send = data_in && t.read ? std::min(moved, t.edtl) : 0;
+
+  const bool collapse = o.status == ScsiStatus::kGood && !o.sense;
+  uint32_t data_sn = 0;
+  const uint32_t seg = params_.initiator_max_recv_data_segment;
+  for (uint32_t off = 0; off < to_send;) {
+    const uint32_t n = std::min(seg, to_send - off);
+    const bool last = off + n == to_send;
+    protocol::DataIn d;
+    d.itt = t.itt;
+    d.lun = t.lun_field;
+    d.data_sn = data_sn++;
+    d.buffer_offset = off;
+    d.final = last;
+    std::vector<uint8_t> part(o.data_in.begin() + off, o.data_in.begin() + off + n);
+    if (last && collapse) {
+      d.status = static_cast<uint8_t>(o.status);
+      d.overflow = overflow;
+      d.underflow = underflow;
+      d.residual = residual;
+      Send(protocol::EncodeDataIn(d, std::move(part), NextStatus()));
+      return;
+    }
+    Send(protocol::EncodeDataIn(d, std::move(part), PeekStatus()));
+    off += n;
+  }
+  protocol::ScsiResponse r;
+  r.itt = t.itt;
+  r.status = static_cast<uint8_t>(o.status);
+  r.overflow = overflow;
+  r.underflow = underflow;
+  r.residual = residual;
+  r.exp_data_sn = data_sn;
+  if (o.sense) r.sense = protocol::EncodeFixedSense(*o.sense);
+  Send(protocol::EncodeScsiResponse(r, NextStatus()));
+}
+
+ScsiOutcome Connection::NoSuchLun(const std::vector<uint8_t>& cdb) const {
+  // SPC-4 §4.6.19: INQUIRY answers with peripheral qualifier 011b, REPORT LUNS works, REQUEST
+  // SENSE returns the sense, anything else gets LOGICAL UNIT NOT SUPPORTED.
+  switch (cdb[0]) {
+    case protocol::op::kInquiry: {
+      std::vector<uint8_t> d(36, 0);
+      d[0] = 0x7f;
+      d[2] = 0x06;
+      d[3] = 0x12;
+      d[4] = 31;
+      d.resize(std::min<size_t>(d.size(), protocol::LoadBe16(cdb, 3)));
+      return ScsiOutcome::Data(std::move(d));
+    }
+    case protocol::op::kReportLuns: {
+      auto d = protocol::ReportLuns(target_->LunIds());
+      d.resize(std::min<size_t>(d.size(), protocol::LoadBe32(cdb, 6)));
+      return ScsiOutcome::Data(std::move(d));
+    }
+    case protocol::op::kRequestSense: {
+      auto d = protocol::EncodeFixedSense(sense::LunNotSupported());
+      d.resize(std::min<size_t>(d.size(), cdb[4]));
+      return ScsiOutcome::Data(std::move(d));
+    }
+    default:
+      return ScsiOutcome::Check(sense::LunNotSupported());
+  }
+}
+
+void Connection::AbortTasks(PendingTmf& tmf, const std::function<bool(const Task&)>& match) {
+  for (auto it = tasks_.begin(); it != tasks_.end();) {
+    if (!match(it->second)) {
+      ++it;
+      continue;
+    }
+    if (it->second.executing) {  // storage work cannot be recalled: answer the TMF after it
+      it->second.aborted = true;
+      tmf.waiting.insert(it->second.serial);
+      ++it;
+    } else {
+      it = tasks_.erase(it);
+    }
+  }
+}
+
+void Connection::OnTaskManagement(const Pdu& pdu) {
+  const protocol::TmfRequestPdu req = protocol::DecodeTmfRequest(pdu);
+  PendingTmf tmf;
+  tmf.itt = req.itt;
+  const uint16_t lun = protocol::DecodeLun(req.lun);
+  LogicalUnit* lu = target_->Find(lun);
+  const auto fn = static_cast<protocol::TmfFunction>(req.function);
+  ctx_.metrics->Add("untorn_task_management_total",
+                    {{"target", target_->config->iqn}, {"function", std::to_string(req.function)}},
+                    "Task management requests, by function");
+  switch (fn) {
+    case protocol::TmfFunction::kAbortTask: {
+      if (lu == nullptr) {
+        tmf.response = TmfResponse::kLunDoesNotExist;
+        break;
+      }
+      auto it = tasks_.find(req.referenced_tag);
+      if (it == tasks_.end() || it->second.lun_field != req.lun) {
+        // RFC 7143 §11.5.1 a/b: a task we never saw but whose CmdSN is already past counts as
+        // done; otherwise it does not exist.
+        const bool seen = static_cast<int32_t>(req.ref_cmd_sn - exp_cmd_sn_) < 0;
+        tmf.response = seen ? TmfResponse::kComplete : TmfResponse::kTaskDoesNotExist;
+        break;
+      }
+      AbortTasks(tmf, [&](const Task& t) { return t.itt == req.referenced_tag; });
+      break;
+    }
+    case protocol::TmfFunction::kAbortTaskSet:
+    case protocol::TmfFunction::kClearTaskSet:
+    case protocol::TmfFunction::kLogicalUnitReset:
+      if (lu == nullptr) {
+        tmf.response = TmfResponse::kLunDoesNotExist;
+        break;
+      }
+      AbortTasks(tmf, [&](const Task& t) { return t.lun_field == req.lun; });
+      if (fn == protocol::TmfFunction::kLogicalUnitReset) lu->Reset(nexus_);
+      break;
+    case protocol::TmfFunction::kTargetWarmReset:
+    case protocol::TmfFunction::kTargetColdReset:
+      AbortTasks(tmf, [](const Task&) { return true; });
+      for (const auto& l : target_->luns) l->Reset(nexus_);
+      // A cold reset also ends the session (RFC 7143 §11.5.1).
+      tmf.close_after = fn == protocol::TmfFunction::kTargetColdReset;
+      break;
+    case protocol::TmfFunction::kClearAca:
+    case protocol::TmfFunction::kTaskReassign:
+      tmf.response = fn == protocol::TmfFunction::kTaskReassign
+                         ? TmfResponse::kReassignNotSupported
+                         : TmfResponse::kNotSupported;
+      break;
+    default:
+      tmf.response = TmfResponse::kRejected;
+      break;
+  }
+  pending_tmfs_.push_back(std::move(tmf));
+  MaybeAnswerTmfs();
+}
+
+void Connection::MaybeAnswerTmfs() {
+  while (!pending_tmfs_.empty() && pending_tmfs_.front().waiting.empty()) {
+    const PendingTmf tmf = std::move(pending_tmfs_.front());
+    pending_tmfs_.erase(pending_tmfs_.begin());
+    Send(protocol::EncodeTmfResponse(tmf.itt, tmf.response, NextStatus()));
+    if (tmf.close_after) CloseAfterFlush();
+  }
+}
+
+}  // namespace untorn::target

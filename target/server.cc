@@ -1,0 +1,263 @@
+#include "target/server.h"
+
+#include <filesystem>
+#include <mutex>
+
+#include "storage/file_store.h"
+#include "target/connection.h"
+#include "target/log.h"
+
+namespace untorn::target {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+
+namespace {
+
+constexpr size_t kMaxHttpRequest = 8192;
+constexpr int kNetworkThreads = 2;
+
+std::string HumanSize(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (u < 4 && bytes >= 1024 && bytes % 1024 == 0) {
+    bytes /= 1024;
+    ++u;
+  }
+  return std::to_string(bytes) + " " + units[u];
+}
+
+// Connections still alive, for shutdown (discovery sessions are not in the registry).
+std::mutex g_live_mu;
+std::vector<std::weak_ptr<Connection>> g_live;  // guarded by g_live_mu
+
+}  // namespace
+
+Server::Server(config::Config config)
+    : config_(std::move(config)), storage_pool_(config_.io_threads) {}
+
+Server::~Server() { storage_pool_.join(); }
+
+bool Server::Open() {
+  std::error_code fec;
+  std::filesystem::create_directories(config_.data_dir, fec);
+  if (fec) {
+    UNTORN_LOG_ERROR("cannot create data directory ", config_.data_dir, ": ", fec.message());
+    return false;
+  }
+  for (const auto& t : config_.targets) {
+    auto rt = std::make_unique<TargetRuntime>();
+    rt->config = &t;
+    for (const auto& lun : t.luns) {
+      storage::FileStore::Options o;
+      o.path = config::BackingPath(config_, lun);
+      o.size_bytes = lun.size;
+      o.block_size = lun.block_size;
+      o.read_only = lun.read_only;
+      std::unique_ptr<storage::FileStore> store;
+      storage::Status s = storage::FileStore::Open(o, &store);
+      if (!s.ok()) {
+        UNTORN_LOG_ERROR("target ", t.iqn, " LUN ", lun.id, ": ", s.message());
+        return false;
+      }
+      rt->luns.push_back(std::make_unique<LogicalUnit>(lun, t.iqn, std::move(store), &metrics_));
+      const config::LinuxAtomicUnits u =
+          config::LinuxAtomicView(lun.atomic, lun.block_size, lun.physical_block_size);
+      UNTORN_LOG_INFO("target ", t.iqn, " LUN ", lun.id, ": ", o.path, ", ", HumanSize(lun.size),
+                      " (", lun.size / lun.block_size, " blocks of ", lun.block_size,
+                      " B, physical ", lun.physical_block_size, " B), write cache ",
+                      lun.write_cache ? "on" : "off", lun.read_only ? ", read-only" : "",
+                      ", atomic writes ",
+                      u.unit_min == 0 ? std::string("off")
+                                      : HumanSize(uint64_t{u.unit_min} * lun.block_size) + " to " +
+                                            HumanSize(uint64_t{u.unit_max} * lun.block_size));
+    }
+    const auto ids = rt->LunIds();
+    for (auto& l : rt->luns) l->SetTargetLuns(ids);
+    targets_.push_back(std::move(rt));
+  }
+  for (const auto& p : config_.portals) {
+    boost::system::error_code ec;
+    tcp::resolver resolver(io_);
+    auto results = resolver.resolve(p.host, std::to_string(p.port), ec);
+    if (ec || results.empty()) {
+      UNTORN_LOG_ERROR("cannot resolve portal ", p.host, ": ", ec.message());
+      return false;
+    }
+    auto acceptor = std::make_unique<tcp::acceptor>(io_);
+    const tcp::endpoint ep = results.begin()->endpoint();
+    acceptor->open(ep.protocol(), ec);
+    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor->bind(ep, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      UNTORN_LOG_ERROR("cannot listen on ", p.host, ":", p.port, ": ", ec.message());
+      return false;
+    }
+    const uint16_t port = acceptor->local_endpoint().port();
+    bound_ports_.push_back(port);
+    for (const auto& t : config_.targets) {
+      UNTORN_LOG_INFO("listening on ", p.host, ":", port, " for ", t.iqn,
+                      t.chap ? " (CHAP)" : "");
+    }
+    acceptors_.push_back(std::move(acceptor));
+  }
+  if (!config_.metrics.empty()) {
+    config::Portal mp;
+    std::string error;
+    if (!config::ParseHostPort(config_.metrics, &mp, &error)) {
+      UNTORN_LOG_ERROR("metrics: ", error);
+      return false;
+    }
+    boost::system::error_code ec;
+    tcp::resolver resolver(io_);
+    auto results = resolver.resolve(mp.host, std::to_string(mp.port), ec);
+    metrics_acceptor_ = std::make_unique<tcp::acceptor>(io_);
+    if (!ec && !results.empty()) {
+      const tcp::endpoint ep = results.begin()->endpoint();
+      metrics_acceptor_->open(ep.protocol(), ec);
+      if (!ec) metrics_acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
+      if (!ec) metrics_acceptor_->bind(ep, ec);
+      if (!ec) metrics_acceptor_->listen(16, ec);
+    }
+    if (ec || results.empty()) {
+      UNTORN_LOG_ERROR("cannot serve metrics on ", config_.metrics, ": ", ec.message());
+      return false;
+    }
+    UNTORN_LOG_INFO("metrics on http://", mp.host, ":", metrics_acceptor_->local_endpoint().port(),
+                    "/metrics");
+  }
+  return true;
+}
+
+awaitable<void> Server::Accept(tcp::acceptor& acceptor) {
+  while (!stopping_) {
+    boost::system::error_code ec;
+    tcp::socket socket =
+        co_await acceptor.async_accept(asio::make_strand(io_), asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (stopping_ || ec == asio::error::operation_aborted) break;
+      UNTORN_LOG_WARN("accept: ", ec.message());
+      continue;
+    }
+    if (connections_.load() >= static_cast<int>(config_.limits.max_connections)) {
+      UNTORN_LOG_WARN("refusing connection: ", config_.limits.max_connections,
+                      " connections already open");
+      socket.close(ec);
+      continue;
+    }
+    ServerContext ctx{&config_, &targets_, &sessions_, &metrics_, &storage_pool_, &connections_};
+    auto conn = std::make_shared<Connection>(std::move(socket), ctx, next_connection_id_++);
+    {
+      std::lock_guard lk(g_live_mu);
+      std::erase_if(g_live, [](const auto& w) { return w.expired(); });
+      g_live.push_back(conn);
+    }
+    conn->Start();
+  }
+}
+
+awaitable<void> Server::MetricsClient(tcp::socket socket) {
+  asio::steady_timer deadline(socket.get_executor());
+  deadline.expires_after(std::chrono::seconds(5));
+  deadline.async_wait([&socket](const boost::system::error_code& ec) {
+    if (!ec) {
+      boost::system::error_code ignored;
+      socket.close(ignored);
+    }
+  });
+  try {
+    asio::streambuf buf(kMaxHttpRequest);
+    co_await asio::async_read_until(socket, buf, "\r\n\r\n", use_awaitable);
+    std::istream in(&buf);
+    std::string method, path;
+    in >> method >> path;
+    std::string body, status = "200 OK";
+    if (method != "GET") {
+      status = "405 Method Not Allowed";
+    } else if (path == "/metrics") {
+      body = metrics_.Render();
+    } else {
+      status = "404 Not Found";
+    }
+    const std::string response = "HTTP/1.1 " + status +
+                                 "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
+                                 std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
+                                 body;
+    co_await asio::async_write(socket, asio::buffer(response), use_awaitable);
+  } catch (const std::exception&) {
+    // Client went away or sent an oversized request: nothing to answer.
+  }
+  deadline.cancel();
+  boost::system::error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+awaitable<void> Server::ServeMetrics(tcp::acceptor& acceptor) {
+  while (!stopping_) {
+    boost::system::error_code ec;
+    tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
+    if (ec) break;
+    asio::co_spawn(io_, MetricsClient(std::move(socket)), asio::detached);
+  }
+}
+
+void Server::Shutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  UNTORN_LOG_INFO("stopping: closing portals and sessions");
+  boost::system::error_code ec;
+  for (auto& a : acceptors_) a->close(ec);
+  if (metrics_acceptor_) metrics_acceptor_->close(ec);
+  {
+    std::lock_guard lk(g_live_mu);
+    for (auto& w : g_live) {
+      if (auto c = w.lock()) c->Stop();
+    }
+  }
+  // Wait (bounded) for connections to go and their storage work to drain, then stop the loop.
+  asio::co_spawn(
+      io_,
+      [this]() -> awaitable<void> {
+        asio::steady_timer t(io_);
+        for (int i = 0; i < 1000 && connections_.load() > 0; ++i) {
+          t.expires_after(std::chrono::milliseconds(10));
+          co_await t.async_wait(use_awaitable);
+        }
+        io_.stop();
+      },
+      asio::detached);
+}
+
+int Server::Run() {
+  asio::signal_set signals(io_, SIGINT, SIGTERM);
+  signals.async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (!ec) {
+      UNTORN_LOG_INFO("signal ", sig, " received");
+      Shutdown();
+    }
+  });
+  for (auto& a : acceptors_) asio::co_spawn(io_, Accept(*a), asio::detached);
+  if (metrics_acceptor_) asio::co_spawn(io_, ServeMetrics(*metrics_acceptor_), asio::detached);
+  std::vector<std::thread> threads;
+  for (int i = 1; i < kNetworkThreads; ++i) threads.emplace_back([this] { io_.run(); });
+  io_.run();
+  for (auto& t : threads) t.join();
+  storage_pool_.join();
+  int rc = 0;
+  for (auto& t : targets_) {
+    for (auto& l : t->luns) {
+      storage::Status s = l->Flush();
+      if (!s.ok()) {
+        UNTORN_LOG_ERROR("flush of LUN ", l->id(), " failed: ", s.message());
+        rc = 1;
+      }
+    }
+  }
+  UNTORN_LOG_INFO("stopped");
+  return rc;
+}
+
+}  // namespace untorn::target

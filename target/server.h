@@ -1,0 +1,58 @@
+// untornd's server: opens the LUNs, listens on the portals, accepts connections, serves metrics,
+// and shuts down cleanly on SIGINT/SIGTERM (stop accepting, end sessions, let in-flight storage
+// work finish, flush every LUN).
+//
+// Threads: one io_context run by `network_threads` threads (connections each live on a strand)
+// and a storage pool of config.io_threads threads for blocking I/O.
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange unincluded
+
+#include <boost/asio.hpp>
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "target/metrics.h"
+#include "target/server_context.h"
+#include "target/target_runtime.h"
+
+namespace untorn::target {
+
+class Server {
+ public:
+  explicit Server(config::Config config);
+  ~Server();
+
+  // Opens backing stores and binds the portals; false (with a logged reason) on failure.
+  [[nodiscard]] bool Open();
+  // Serves until a stop signal; returns the process exit code.
+  int Run();
+  // Actual bound ports (after Open), in config order.
+  [[nodiscard]] const std::vector<uint16_t>& bound_ports() const { return bound_ports_; }
+
+ private:
+  boost::asio::awaitable<void> Accept(boost::asio::ip::tcp::acceptor& acceptor);
+  boost::asio::awaitable<void> ServeMetrics(boost::asio::ip::tcp::acceptor& acceptor);
+  boost::asio::awaitable<void> MetricsClient(boost::asio::ip::tcp::socket socket);
+  void Shutdown();
+
+  // Declaration order is destruction order in reverse: the io_context (whose pending handlers
+  // may own connections) goes before the state connections point into.
+  config::Config config_;
+  Metrics metrics_;
+  SessionRegistry sessions_;
+  std::vector<std::unique_ptr<TargetRuntime>> targets_;
+  std::atomic<int> connections_{0};
+  boost::asio::io_context io_;
+  boost::asio::thread_pool storage_pool_;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  std::unique_ptr<boost::asio::ip::tcp::acceptor> metrics_acceptor_;
+  std::vector<uint16_t> bound_ports_;
+  uint64_t next_connection_id_ = 1;
+  bool stopping_ = false;
+};
+
+}  // namespace untorn::target
