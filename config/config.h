@@ -36,7 +36,7 @@ struct Lun {
   std::string backing_file;  // relative paths are under Config::data_dir (see BackingPath)
   uint64_t size = 0;         // bytes
   uint32_t block_size = 512;
-  uint32_t physical_block_size = 4096;
+  uint32_t physical_block_size = 512;
   bool write_cache = true;
   bool read_only = false;
   bool thin = true;

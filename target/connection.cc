@@ -407,6 +407,9 @@ void Connection::OnFullFeaturePdu(Pdu& pdu) {
 
 void Connection::Process(Pdu& pdu) {
   const auto op = static_cast<Opcode>(pdu.RawOpcode());
+  if (!pdu.Immediate() && !aborted_cmd_sns_.empty() && aborted_cmd_sns_.erase(pdu.Field32(24))) {
+    return;  // aborted by ABORT TASK before it arrived
+  }
   if (discovery_ && (op == Opcode::kScsiCommand || op == Opcode::kTaskMgmtRequest)) {
     Reject(protocol::RejectReason::kProtocolError, pdu);  // discovery: Text, NOP, Logout only
     return;

@@ -57,7 +57,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool read = false, write = false;
     LogicalUnit* lu = nullptr;
     std::vector<uint8_t> cdb;
-    uint32_t want = 0;              // data-out bytes the command needs (SPDTL, <= EDTL)
+    uint32_t spdtl = 0;             // data-out bytes the CDB asks for
+    uint32_t want = 0;              // data-out bytes to collect: SPDTL, or less if EDTL is
     std::vector<uint8_t> data;      // data-out collected, `want` bytes
     uint32_t received = 0;          // bytes of [0, want) received
     uint32_t unsolicited_end = 0;   // initiator sends [0, unsolicited_end) without R2T
@@ -144,6 +145,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint32_t exp_cmd_sn_ = 0, max_cmd_sn_ = 0;
   std::map<uint32_t, protocol::Pdu> held_commands_;  // CmdSN gaps: later commands wait here
   std::map<uint32_t, Task> tasks_;
+  // CmdSNs an ABORT TASK declared received before they arrived (RFC 7143 §11.5.1 a).
+  std::set<uint32_t> aborted_cmd_sns_;
   uint64_t next_serial_ = 1;
   uint32_t next_ttt_ = 1;
   std::vector<PendingTmf> pending_tmfs_;

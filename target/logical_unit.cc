@@ -149,7 +149,7 @@ LogicalUnit::LogicalUnit(const config::Lun& lun, const std::string& target_iqn,
   disk_.thin = lun.thin;
   disk_.max_transfer_length = lun.max_transfer_length;
   disk_.optimal_transfer_length = std::min<uint32_t>(lun.max_transfer_length, 2048);
-  disk_.max_unmap_lba_count = lun.thin ? 0x400000 : 0;
+  disk_.max_unmap_lba_count = lun.thin ? 1u << 20 : 0;
   disk_.max_unmap_descriptors = lun.thin ? 256 : 0;
   disk_.max_write_same_length = lun.max_transfer_length;
   disk_.max_compare_and_write = 255;

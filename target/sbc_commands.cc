@@ -161,6 +161,16 @@ std::optional<ScsiOutcome> LogicalUnit::ValidateBlockCommand(const Nexus&, Bytes
       break;
   }
   plan.data_out_length = static_cast<uint32_t>(out);
+  const bool plain_write = c.opcode == op::kWrite6 || c.opcode == op::kWrite10 ||
+                           c.opcode == op::kWrite12 || c.opcode == op::kWrite16 ||
+                           IsWriteAndVerify(c.opcode);
+  plan.truncation_unit = plain_write ? bs : 0;
+  // Commands whose data-out is not a plain run of blocks must get exactly what the CDB says,
+  // also when that is nothing (COMPARE AND WRITE with NUMBER OF LOGICAL BLOCKS 0).
+  const bool exact = c.opcode == op::kCompareAndWrite || IsWriteSame(c.opcode) ||
+                     c.opcode == op::kWriteAtomic16 || c.opcode == op::kOrWrite16 ||
+                     (IsVerify(c.opcode) && ByteCheck(c) != 0);
+  if (exact) plan.length_mismatch = sense::InvalidFieldInCdb(c.length_offset);
   return std::nullopt;
 }
 

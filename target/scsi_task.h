@@ -39,6 +39,13 @@ struct ScsiOutcome {
 struct CommandPlan {
   std::optional<ScsiOutcome> done;  // set: answer now, transfer nothing
   uint32_t data_out_length = 0;     // bytes the CDB asks the initiator to send (SPDTL)
+  // Non-zero if the command may run on a prefix of its data-out when EDTL < SPDTL (FCP-4
+  // §9.4.2 a: "process normally, but transfer no data beyond EDTL"): the prefix is cut to a
+  // multiple of this. Zero for commands whose meaning changes when cut (atomic, compare...).
+  uint32_t truncation_unit = 0;
+  // Set for commands whose data-out length must match EDTL exactly (COMPARE AND WRITE, WRITE
+  // SAME, WRITE ATOMIC, ...): the sense to answer with when it does not.
+  std::optional<protocol::Sense> length_mismatch;
 };
 
 }  // namespace untorn::target

@@ -61,12 +61,22 @@ void Connection::OnScsiCommand(const Pdu& pdu) {
     SendScsiResult(t, *plan.done);
     return;
   }
-  t.want = plan.data_out_length;
-  if (t.want > 0 && (!t.write || t.edtl < t.want)) {
-    // The initiator would send less than the CDB needs: answer without transferring anything
-    // (FCP-4 §9.4.2 b, what iscsi-test-cu's residual tests accept), reporting the overflow.
-    SendScsiResult(t, ScsiOutcome::Check({protocol::SenseKey::kIllegalRequest, 0x0e, 0x03}));
+  t.spdtl = plan.data_out_length;
+  t.want = t.spdtl;
+  if (plan.length_mismatch && t.spdtl != (t.write ? t.edtl : 0)) {
+    SendScsiResult(t, ScsiOutcome::Check(*plan.length_mismatch));
     return;
+  }
+  if (t.spdtl > 0 && (!t.write || t.edtl < t.spdtl)) {
+    // The initiator sends less than the CDB asks for. Commands that can run on a whole-block
+    // prefix do so (FCP-4 §9.4.2 a); the rest, and partial blocks, get INVALID FIELD IN
+    // COMMAND INFORMATION UNIT with nothing transferred (§9.4.2 b). Both report the overflow.
+    const uint32_t edtl = t.write ? t.edtl : 0;
+    if (plan.truncation_unit == 0 || edtl % plan.truncation_unit != 0) {
+      SendScsiResult(t, ScsiOutcome::Check({protocol::SenseKey::kIllegalRequest, 0x0e, 0x03}));
+      return;
+    }
+    t.want = edtl;
   }
   if (t.want > 0) {
     t.data.resize(t.want);
@@ -105,14 +115,25 @@ void Connection::OnDataOut(const Pdu& pdu) {
   }
   Task& t = it->second;
   const auto len = static_cast<uint32_t>(pdu.data.size());
+  // Data past EDTL, out of its sequence or for no R2T: a protocol error. At ERL 0 the task
+  // cannot be recovered: the PDU is rejected and the task ends at once with ABORTED COMMAND
+  // (DATA OFFSET ERROR or TOO MUCH WRITE DATA, SPC-4 annex D), so the session goes on.
+  const auto protocol_error = [&](uint8_t ascq) {
+    Reject(protocol::RejectReason::kProtocolError, pdu);
+    const Task failed = std::move(t);
+    tasks_.erase(it);
+    SendScsiResult(failed, ScsiOutcome::Check({protocol::SenseKey::kAbortedCommand, 0x4b, ascq}));
+  };
+  constexpr uint8_t kTooMuchWriteData = 0x02;
+  constexpr uint8_t kDataOffsetError = 0x05;
   if (d.buffer_offset > t.edtl || len > t.edtl - d.buffer_offset) {
-    Reject(protocol::RejectReason::kProtocolError, pdu);  // data past the expected length
+    protocol_error(kTooMuchWriteData);
     return;
   }
   if (d.ttt == kReservedTag) {  // unsolicited
     if (!t.unsolicited_open || d.buffer_offset + len > t.unsolicited_end ||
         d.data_sn != t.unsolicited_data_sn) {
-      Reject(protocol::RejectReason::kProtocolError, pdu);
+      protocol_error(kDataOffsetError);
       return;
     }
     ++t.unsolicited_data_sn;
@@ -122,7 +143,7 @@ void Connection::OnDataOut(const Pdu& pdu) {
     if (r == t.r2ts.end() || d.buffer_offset < r->second.offset ||
         d.buffer_offset + len > r->second.offset + r->second.length ||
         d.data_sn != r->second.next_data_sn) {
-      Reject(protocol::RejectReason::kProtocolError, pdu);
+      protocol_error(kDataOffsetError);
       return;
     }
     ++r->second.next_data_sn;
@@ -176,7 +197,7 @@ void Connection::SendScsiResult(const Task& t, const ScsiOutcome& o) {
   // Residuals (RFC 7143 §11.4.5): what the command moved (data-in it produced, or the data-out
   // its CDB asked for) against what the initiator expected (EDTL; nothing for data-in without R).
   const bool data_in = !o.data_in.empty();
-  const uint32_t moved = data_in ? static_cast<uint32_t>(o.data_in.size()) : t.want;
+  const uint32_t moved = data_in ? static_cast<uint32_t>(o.data_in.size()) : t.spdtl;
   const uint32_t expected = data_in && !t.read ? 0 : t.edtl;
   const bool overflow = moved > expected;
   const bool underflow = moved < expected;
@@ -280,10 +301,20 @@ void Connection::OnTaskManagement(const Pdu& pdu) {
       }
       auto it = tasks_.find(req.referenced_tag);
       if (it == tasks_.end() || it->second.lun_field != req.lun) {
-        // RFC 7143 §11.5.1 a/b: a task we never saw but whose CmdSN is already past counts as
-        // done; otherwise it does not exist.
-        const bool seen = static_cast<int32_t>(req.ref_cmd_sn - exp_cmd_sn_) < 0;
-        tmf.response = seen ? TmfResponse::kComplete : TmfResponse::kTaskDoesNotExist;
+        // RFC 7143 §11.5.1 a/b: a command not received yet (RefCmdSN inside the window and
+        // before this request) counts as received and aborted; anything else (e.g. a command
+        // that already completed) does not exist.
+        const uint32_t ref = req.ref_cmd_sn;
+        const bool pending = static_cast<int32_t>(ref - exp_cmd_sn_) >= 0 &&
+                             static_cast<int32_t>(max_cmd_sn_ - ref) >= 0 &&
+                             static_cast<int32_t>(req.cmd_sn - ref) > 0;
+        if (pending) {
+          held_commands_.erase(ref);
+          aborted_cmd_sns_.insert(ref);
+          tmf.response = TmfResponse::kComplete;
+        } else {
+          tmf.response = TmfResponse::kTaskDoesNotExist;
+        }
         break;
       }
       AbortTasks(tmf, [&](const Task& t) { return t.itt == req.referenced_tag; });
