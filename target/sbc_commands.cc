@@ -112,7 +112,7 @@ std::optional<ScsiOutcome> LogicalUnit::ValidateBlockCommand(const Nexus&, Bytes
   }
   // Range first, then length limits: iscsi-test-cu expects LBA OUT OF RANGE for transfers
   // past the end even when they are also too long (see docs/scsi.md).
-  if (c.blocks == 0 ? c.lba > disk_.block_count : static_cast<bool>(CheckLbaRange(c.lba, c.blocks))) {
+  if (CheckLbaRange(c.lba, c.blocks)) {
     if (c.opcode == op::kWriteAtomic16) {
       metrics_->Add("untorn_atomic_writes_rejected_total",
                     {{"target", labels_.at("target")}, {"lun", labels_.at("lun")},

@@ -1,0 +1,129 @@
+#include <gtest/gtest.h>
+
+#include "config/config.h"
+
+namespace untorn::config {
+namespace {
+
+std::string Lun(const std::string& extra) {
+  return R"({"portals":[{"listen":"127.0.0.1:3260"}],"targets":[{"iqn":"iqn.2026-11.org.untorn:t",
+    "luns":[{"id":0,"backing_file":"a.img","size":"1GiB")" +
+         extra + "}]}]}";
+}
+
+std::string ErrorOf(const std::string& json) {
+  Config c;
+  std::string error;
+  EXPECT_FALSE(Parse(json, &c, &error));
+  return error;
+}
+
+TEST(Config, EmbeddedDefaultIsValidAndMatchesTheDocumentedDisk) {
+  Config c;
+  std::string error;
+  ASSERT_TRUE(Parse(EmbeddedDefault(), &c, &error)) << error;
+  ASSERT_EQ(c.targets.size(), 1u);
+  EXPECT_EQ(c.targets[0].iqn, "iqn.2026-11.org.untorn:disk0");
+  EXPECT_EQ(c.portals[0].host, "0.0.0.0");
+  EXPECT_EQ(c.portals[0].port, 3260);
+  EXPECT_EQ(c.data_dir, "./untorn-data");
+  const auto& l = c.targets[0].luns[0];
+  EXPECT_EQ(l.size, 1ULL << 30);
+  const LinuxAtomicUnits u = LinuxAtomicView(l.atomic, l.block_size, l.physical_block_size);
+  EXPECT_EQ(u.unit_min * l.block_size, 4096u);
+  EXPECT_EQ(u.unit_max * l.block_size, 512u * 1024);
+  EXPECT_GE(l.atomic.max_transfer_length, 256u);  // iscsi-test-cu's WriteAtomic16 needs it
+}
+
+TEST(Config, ErrorsNameTheField) {
+  EXPECT_EQ(ErrorOf(Lun(R"(,"size":"1GB")")),
+            "targets[0].luns[0].size: must look like 1073741824, \"512MiB\" or \"1GiB\"");
+  EXPECT_EQ(ErrorOf(R"({"portals":[{"listen":"127.0.0.1:3260"}],"targets":[{"iqn":"iqn.x",
+    "luns":[{"id":0,"backing_file":"a","size":4097,"block_size":4096}]}]})"),
+            "targets[0].luns[0].size: must be a multiple of block_size 4096");
+  EXPECT_EQ(ErrorOf(Lun(R"(,"blok_size":512)")), "targets[0].luns[0].blok_size: unknown field");
+  EXPECT_EQ(ErrorOf(R"({"portals":[{"listen":"nope"}],"targets":[]})"),
+            "portals[0].listen: must look like HOST:PORT");
+  EXPECT_NE(ErrorOf("{").find("invalid JSON"), std::string::npos);
+}
+
+TEST(Config, RefusesBadNamesAndDuplicates) {
+  EXPECT_EQ(ErrorOf(R"({"portals":[{"listen":"0.0.0.0:1"}],"targets":[{"iqn":"Disk",
+    "luns":[{"id":0,"backing_file":"a","size":4096}]}]})"),
+            "targets[0].iqn: must be an iqn., eui. or naa. name");
+  EXPECT_NE(ErrorOf(R"({"portals":[{"listen":"0.0.0.0:1"}],"targets":[{"iqn":"iqn.a",
+    "luns":[{"id":0,"backing_file":"a","size":4096},{"id":0,"backing_file":"b","size":4096}]}]})")
+                .find("luns[1].id: duplicate LUN id 0"),
+            std::string::npos);
+}
+
+TEST(Config, ChapSecretsAreChecked) {
+  const std::string base = R"({"portals":[{"listen":"0.0.0.0:1"}],"targets":[{"iqn":"iqn.a",
+    "luns":[{"id":0,"backing_file":"a","size":4096}],)";
+  EXPECT_EQ(ErrorOf(base + R"("chap":{"username":"u","secret":"short"}}]})"),
+            "targets[0].chap.secret: must be 12 to 255 characters long");
+  EXPECT_EQ(ErrorOf(base + R"("mutual_chap":{"username":"u","secret":"abcdefghijkl"}}]})"),
+            "targets[0].mutual_chap: requires chap");
+}
+
+// Limits measured against Linux 6.12 (docs/reference table): the ones sd silently ignores are
+// refused unless asked for.
+TEST(Config, AtomicLimitsLinuxWouldIgnoreAreRefused) {
+  const auto e = ErrorOf(Lun(R"(,"atomic":{"max_transfer_length":128,"granularity":3})"));
+  EXPECT_NE(e.find("targets[0].luns[0].atomic: Linux would silently disable atomic writes"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(ErrorOf(Lun(R"(,"atomic":{"max_transfer_length":128,"granularity":8,"alignment":16})"))
+                .find("alignment 16 does not divide"),
+            std::string::npos);
+  Config c;
+  std::string error;
+  EXPECT_TRUE(Parse(Lun(R"(,"atomic":{"max_transfer_length":128,"granularity":3,
+      "allow_ignored_by_linux":true})"),
+                    &c, &error))
+      << error;
+}
+
+TEST(Config, AtomicMaximumBoundByWriteAtomic16AndMaxTransfer) {
+  EXPECT_NE(ErrorOf(Lun(R"(,"atomic":{"max_transfer_length":70000})")).find("65535"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(Lun(R"(,"max_transfer_length":64,"atomic":{"max_transfer_length":128})"))
+                .find("must not exceed the LUN's max_transfer_length 64"),
+            std::string::npos);
+}
+
+TEST(Config, LinuxViewMatchesMeasuredKernelTable) {
+  // Rows of the table measured on Linux 6.12 (shared reference); units in blocks of 512 B.
+  // AtomicLimits is {max_transfer_length, alignment, granularity}.
+  struct Row {
+    AtomicLimits a;
+    uint32_t physical;
+    uint32_t min, max;
+  } rows[] = {
+      {{8192, 2, 2}, 512, 2, 8192},
+      {{128, 8, 8}, 512, 8, 128},
+      {{128, 0, 0}, 4096, 8, 128},
+      {{100, 8, 8}, 512, 8, 64},
+      {{128, 0, 3}, 512, 0, 0},
+      {{128, 16, 8}, 512, 0, 0},
+      {{65535, 8, 8}, 512, 8, 32768},
+  };
+  for (const auto& r : rows) {
+    const auto u = LinuxAtomicView(r.a, 512, r.physical);
+    EXPECT_EQ(u.unit_min, r.min) << r.a.max_transfer_length << "/" << r.a.granularity;
+    EXPECT_EQ(u.unit_max, r.max) << r.a.max_transfer_length << "/" << r.a.granularity;
+  }
+}
+
+TEST(Config, HostPortParsing) {
+  Portal p;
+  std::string e;
+  ASSERT_TRUE(ParseHostPort("[::1]:3261", &p, &e));
+  EXPECT_EQ(p.host, "::1");
+  EXPECT_EQ(p.port, 3261);
+  EXPECT_FALSE(ParseHostPort("host:70000", &p, &e));
+  EXPECT_FALSE(ParseHostPort(":1", &p, &e));
+}
+
+}  // namespace
+}  // namespace untorn::config

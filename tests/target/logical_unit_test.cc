@@ -1,0 +1,238 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "protocol/byte_order.h"
+#include "storage/file_store.h"
+#include "target/logical_unit.h"
+
+namespace untorn::target {
+namespace {
+
+using protocol::Sense;
+using protocol::SenseKey;
+
+class LogicalUnitTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/untorn-lu-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    Make(false);
+  }
+  void TearDown() override {
+    lu_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Make(bool read_only) {
+    lu_.reset();
+    config::Lun l;
+    l.size = 1 << 24;  // 32768 blocks
+    l.block_size = 512;
+    l.physical_block_size = 512;
+    l.read_only = read_only;
+    l.atomic = {1024, 8, 8, 0, 0, false};
+    storage::FileStore::Options o{dir_ + "/lun.img", l.size, 512, false};
+    std::unique_ptr<storage::FileStore> store;
+    ASSERT_TRUE(storage::FileStore::Open(o, &store).ok());
+    lu_ = std::make_unique<LogicalUnit>(l, "iqn.2026-11.org.untorn:t", std::move(store),
+                                        &metrics_);
+    lu_->SetTargetLuns({0});
+    lu_->AddNexus(nexus_);
+  }
+  static std::vector<uint8_t> WriteAtomic16(uint64_t lba, uint16_t blocks, uint8_t byte1 = 0,
+                                            uint16_t boundary = 0) {
+    std::vector<uint8_t> c(16, 0);
+    c[0] = 0x9c;
+    c[1] = byte1;
+    protocol::StoreBe64(c, 2, lba);
+    protocol::StoreBe16(c, 10, boundary);
+    protocol::StoreBe16(c, 12, blocks);
+    return c;
+  }
+  // Prepare, then (if accepted) execute with `data`.
+  ScsiOutcome Run(const std::vector<uint8_t>& cdb, std::vector<uint8_t> data = {}) {
+    CommandPlan p = lu_->Prepare(nexus_, cdb);
+    if (p.done) return *p.done;
+    EXPECT_EQ(p.data_out_length, data.size());
+    return lu_->Execute(nexus_, cdb, std::move(data));
+  }
+  static void ExpectSense(const ScsiOutcome& o, SenseKey key, uint8_t asc, uint8_t ascq) {
+    ASSERT_EQ(o.status, protocol::ScsiStatus::kCheckCondition);
+    ASSERT_TRUE(o.sense);
+    EXPECT_EQ(o.sense->key, key);
+    EXPECT_EQ(o.sense->asc, asc);
+    EXPECT_EQ(o.sense->ascq, ascq);
+  }
+
+  std::string dir_;
+  Metrics metrics_;
+  Nexus nexus_{1, "iqn.x", 1};
+  std::unique_ptr<LogicalUnit> lu_;
+};
+
+TEST_F(LogicalUnitTest, WriteAtomicWritesAndReadsBack) {
+  std::vector<uint8_t> data(8 * 512, 0x77);
+  const auto o = Run(WriteAtomic16(16, 8), data);
+  EXPECT_EQ(o.status, protocol::ScsiStatus::kGood);
+  std::vector<uint8_t> read(16, 0);
+  read[0] = 0x88;
+  protocol::StoreBe64(read, 2, 16);
+  protocol::StoreBe32(read, 10, 8);
+  EXPECT_EQ(Run(read).data_in, data);
+}
+
+TEST_F(LogicalUnitTest, WriteAtomicZeroLengthIsGood) {
+  EXPECT_EQ(Run(WriteAtomic16(0, 0)).status, protocol::ScsiStatus::kGood);
+}
+
+TEST_F(LogicalUnitTest, WriteAtomicOverMaximumIsInvalidFieldAtLength) {
+  const auto o = Run(WriteAtomic16(0, 1032));
+  ExpectSense(o, SenseKey::kIllegalRequest, 0x24, 0x00);
+  EXPECT_EQ(o.sense->field->byte, 12);
+}
+
+TEST_F(LogicalUnitTest, WriteAtomicMisalignedLbaIsInvalidFieldAtLba) {
+  const auto o = Run(WriteAtomic16(1, 8));
+  ExpectSense(o, SenseKey::kIllegalRequest, 0x24, 0x00);
+  EXPECT_EQ(o.sense->field->byte, 2);
+}
+
+TEST_F(LogicalUnitTest, WriteAtomicLengthNotMultipleOfGranularity) {
+  const auto o = Run(WriteAtomic16(0, 12));
+  ExpectSense(o, SenseKey::kIllegalRequest, 0x24, 0x00);
+  EXPECT_EQ(o.sense->field->byte, 12);
+}
+
+TEST_F(LogicalUnitTest, WriteAtomicBoundaryWithoutBoundarySupport) {
+  const auto o = Run(WriteAtomic16(0, 8, 0, 8));
+  ExpectSense(o, SenseKey::kIllegalRequest, 0x24, 0x00);
+  EXPECT_EQ(o.sense->field->byte, 10);
+}
+
+TEST_F(LogicalUnitTest, WriteAtomicWrprotectWithoutProtectionInformation) {
+  for (uint8_t wp = 1; wp < 8; ++wp) {
+    const auto o = Run(WriteAtomic16(0, 8, static_cast<uint8_t>(wp << 5)));
+    ExpectSense(o, SenseKey::kIllegalRequest, 0x24, 0x00);
+    EXPECT_EQ(o.sense->field->byte, 1);
+    EXPECT_EQ(*o.sense->field->bit, 7);
+  }
+}
+
+TEST_F(LogicalUnitTest, WriteAtomicPastEndIsLbaOutOfRangeEvenWhenAlsoTooLong) {
+  ExpectSense(Run(WriteAtomic16(32768 - 8, 2048)), SenseKey::kIllegalRequest, 0x21, 0x00);
+  ExpectSense(Run(WriteAtomic16(32768, 0)), SenseKey::kIllegalRequest, 0x21, 0x00);
+  ExpectSense(Run(WriteAtomic16(1ULL << 63, 0)), SenseKey::kIllegalRequest, 0x21, 0x00);
+  ExpectSense(Run(WriteAtomic16(~0ULL - 7, 8)), SenseKey::kIllegalRequest, 0x21, 0x00);
+}
+
+TEST_F(LogicalUnitTest, WriteAtomicOnWriteProtectedLu) {
+  Make(true);
+  ExpectSense(Run(WriteAtomic16(0, 8)), SenseKey::kDataProtect, 0x27, 0x00);
+}
+
+TEST_F(LogicalUnitTest, WriteAtomic32IsUnsupportedServiceAction) {
+  std::vector<uint8_t> c(32, 0);
+  c[0] = 0x7f;
+  c[7] = 0x18;
+  protocol::StoreBe16(c, 8, 0x000f);
+  const auto o = Run(c);
+  ExpectSense(o, SenseKey::kIllegalRequest, 0x24, 0x00);
+  EXPECT_EQ(o.sense->field->byte, 8);
+}
+
+TEST_F(LogicalUnitTest, UnknownOpcodeIsInvalidCommandOperationCode) {
+  std::vector<uint8_t> c(16, 0);
+  c[0] = 0xc7;
+  ExpectSense(Run(c), SenseKey::kIllegalRequest, 0x20, 0x00);
+}
+
+TEST_F(LogicalUnitTest, ReportSupportedOpcodesListsWriteAtomicWithDpoFuaUsage) {
+  std::vector<uint8_t> c(12, 0);
+  c[0] = 0xa3;
+  c[1] = 0x0c;
+  c[2] = 0x01;  // one command, no service action
+  c[3] = 0x9c;
+  protocol::StoreBe32(c, 6, 64);
+  const auto o = Run(c);
+  ASSERT_EQ(o.status, protocol::ScsiStatus::kGood);
+  EXPECT_EQ(o.data_in[1] & 0x07, 0x03);           // supported as the standard says
+  EXPECT_EQ(protocol::LoadBe16(o.data_in, 2), 16);  // CDB size
+  EXPECT_EQ(o.data_in[4], 0x9c);
+  EXPECT_EQ(o.data_in[5] & 0x18, 0x18);  // DPO and FUA usable
+}
+
+TEST_F(LogicalUnitTest, ModeSelectTurnsWriteCacheOffAndRaisesUnitAttentionForOthers) {
+  const Nexus other{2, "iqn.y", 2};
+  lu_->AddNexus(other);
+  // MODE SENSE(6) caching page, then flip WCE in it and MODE SELECT it back.
+  std::vector<uint8_t> sense6 = {0x1a, 0x08, 0x08, 0, 0xff, 0};
+  auto page = Run(sense6).data_in;
+  ASSERT_GE(page.size(), 4u + 20u);
+  EXPECT_EQ(page[4 + 2] & 0x04, 0x04);  // WCE on
+  page[0] = 0;
+  page[4 + 2] &= static_cast<uint8_t>(~0x04);
+  std::vector<uint8_t> select6 = {0x15, 0x10, 0, 0, static_cast<uint8_t>(page.size()), 0};
+  EXPECT_EQ(Run(select6, page).status, protocol::ScsiStatus::kGood);
+  EXPECT_EQ(Run(sense6).data_in[4 + 2] & 0x04, 0);
+  const std::vector<uint8_t> tur(6, 0);
+  const CommandPlan p = lu_->Prepare(other, tur);
+  ASSERT_TRUE(p.done);
+  ExpectSense(*p.done, SenseKey::kUnitAttention, 0x2a, 0x01);
+}
+
+TEST_F(LogicalUnitTest, LunResetRaisesPowerOnResetForOtherNexuses) {
+  const Nexus other{2, "iqn.y", 2};
+  lu_->AddNexus(other);
+  lu_->Reset(nexus_);
+  const std::vector<uint8_t> tur(6, 0);
+  EXPECT_FALSE(lu_->Prepare(nexus_, tur).done);
+  ExpectSense(*lu_->Prepare(other, tur).done, SenseKey::kUnitAttention, 0x29, 0x00);
+  EXPECT_FALSE(lu_->Prepare(other, tur).done);  // reported once
+}
+
+TEST_F(LogicalUnitTest, Reserve6BlocksOtherNexus) {
+  const Nexus other{2, "iqn.y", 2};
+  lu_->AddNexus(other);
+  EXPECT_EQ(Run({0x16, 0, 0, 0, 0, 0}).status, protocol::ScsiStatus::kGood);
+  const std::vector<uint8_t> tur(6, 0);
+  ASSERT_TRUE(lu_->Prepare(other, tur).done);
+  EXPECT_EQ(lu_->Prepare(other, tur).done->status, protocol::ScsiStatus::kReservationConflict);
+  lu_->NexusLost(nexus_);
+  EXPECT_FALSE(lu_->Prepare(other, tur).done);
+}
+
+TEST_F(LogicalUnitTest, CompareAndWriteMiscompareReportsOffset) {
+  std::vector<uint8_t> cdb(16, 0);
+  cdb[0] = 0x89;
+  protocol::StoreBe64(cdb, 2, 0);
+  cdb[13] = 1;
+  std::vector<uint8_t> data(1024, 0);  // compare zeros (matches), write 0x11
+  std::fill(data.begin() + 512, data.end(), 0x11);
+  EXPECT_EQ(Run(cdb, data).status, protocol::ScsiStatus::kGood);
+  const auto o = Run(cdb, data);  // medium now holds 0x11: first byte differs
+  ExpectSense(o, SenseKey::kMiscompare, 0x1d, 0x00);
+  EXPECT_EQ(*o.sense->information, 0u);
+}
+
+TEST_F(LogicalUnitTest, InquiryBlockLimitsCarriesAtomicLimits) {
+  const auto o = Run({0x12, 0x01, 0xb0, 0x00, 0xff, 0x00});
+  ASSERT_EQ(o.data_in.size(), 64u);
+  EXPECT_EQ(protocol::LoadBe32(o.data_in, 44), 1024u);
+  EXPECT_EQ(protocol::LoadBe32(o.data_in, 48), 8u);
+  EXPECT_EQ(protocol::LoadBe32(o.data_in, 52), 8u);
+}
+
+TEST_F(LogicalUnitTest, ReadBeyondEndAndOverMaximumTransfer) {
+  std::vector<uint8_t> r16(16, 0);
+  r16[0] = 0x88;
+  protocol::StoreBe64(r16, 2, 32767);
+  protocol::StoreBe32(r16, 10, 2);
+  ExpectSense(Run(r16), SenseKey::kIllegalRequest, 0x21, 0x00);
+  protocol::StoreBe64(r16, 2, 0);
+  protocol::StoreBe32(r16, 10, 16385);
+  ExpectSense(Run(r16), SenseKey::kIllegalRequest, 0x24, 0x00);
+}
+
+}  // namespace
+}  // namespace untorn::target
