@@ -78,7 +78,7 @@ bool Server::Open() {
     for (auto& l : rt->luns) l->SetTargetLuns(ids);
     targets_.push_back(std::move(rt));
   }
-  for (const auto& p : config_.portals) {
+  for (auto& p : config_.portals) {
     boost::system::error_code ec;
     tcp::resolver resolver(io_);
     auto results = resolver.resolve(p.host, std::to_string(p.port), ec);
@@ -98,6 +98,7 @@ bool Server::Open() {
     }
     const uint16_t port = acceptor->local_endpoint().port();
     bound_ports_.push_back(port);
+    p.port = port;  // port 0 asked for any port: SendTargets must name the real one
     for (const auto& t : config_.targets) {
       UNTORN_LOG_INFO("listening on ", p.host, ":", port, " for ", t.iqn,
                       t.chap ? " (CHAP)" : "");
