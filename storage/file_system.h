@@ -1,0 +1,50 @@
+// The file-system seam the journaled store is written against (after leveldb's Env): a real
+// POSIX implementation, and an in-memory one that records every write and sync so the
+// power-cut simulator (power_cut.h) can produce any state a crash could leave.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "storage/status.h"
+
+namespace untorn::storage {
+
+// An open file. Thread-safe for concurrent PRead/PWrite of disjoint ranges, like pread(2).
+class File {
+ public:
+  virtual ~File() = default;
+  virtual Status PRead(uint64_t offset, std::span<uint8_t> out) = 0;  // short file reads zeros
+  virtual Status PWrite(uint64_t offset, std::span<const uint8_t> data) = 0;
+  // Makes every completed PWrite and Truncate durable (fdatasync).
+  virtual Status Sync() = 0;
+  virtual Status Truncate(uint64_t size) = 0;
+  [[nodiscard]] virtual uint64_t Size() = 0;
+  // Deallocates a range (it then reads as zeros); may fall back to writing zeros.
+  virtual Status PunchHole(uint64_t offset, uint64_t length) = 0;
+  // First byte at or after `offset` that may hold data, or nullopt-equivalent UINT64_MAX.
+  [[nodiscard]] virtual uint64_t NextData(uint64_t offset) = 0;
+  // First byte at or after `offset` that is a hole (or the size).
+  [[nodiscard]] virtual uint64_t NextHole(uint64_t offset) = 0;
+};
+
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+  // Opens (creating if `create`) a file for reading and writing, or read-only.
+  virtual Status Open(const std::string& path, bool create, bool read_only,
+                      std::unique_ptr<File>* out) = 0;
+  [[nodiscard]] virtual bool Exists(const std::string& path) = 0;
+  // Atomically replaces `to` with `from`; durable after SyncDir of the directory.
+  virtual Status Rename(const std::string& from, const std::string& to) = 0;
+  virtual Status Remove(const std::string& path) = 0;
+  // Makes renames and creations in the directory of `path` durable.
+  virtual Status SyncDir(const std::string& path) = 0;
+};
+
+// The real file system.
+FileSystem* PosixFileSystem();
+
+}  // namespace untorn::storage

@@ -1,0 +1,407 @@
+#include "storage/journaled_store.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace untorn::storage {
+
+using journal::RecordKind;
+
+namespace {
+
+constexpr auto kCheckpointInterval = std::chrono::seconds(30);
+
+}  // namespace
+
+Status JournaledStore::Open(const Options& options, std::unique_ptr<JournaledStore>* out,
+                            RecoveryReport* report) {
+  const auto start = std::chrono::steady_clock::now();
+  Options o = options;
+  if (o.fs == nullptr) o.fs = PosixFileSystem();
+  if (o.block_size == 0 || o.size_bytes == 0 || o.size_bytes % o.block_size != 0) {
+    return Status::Error(Status::Code::kInvalid, "size must be a non-zero multiple of block size");
+  }
+  if (o.journal_bytes < 1 << 20 || o.journal_bytes % journal::kRecordAlign != 0) {
+    return Status::Error(Status::Code::kInvalid, "journal must be at least 1 MiB, in 512-byte units");
+  }
+  std::unique_ptr<File> data, jfile;
+  if (Status s = o.fs->Open(o.data_path, true, o.read_only, &data); !s.ok()) return s;
+  if (!o.read_only && data->Size() < o.size_bytes) {
+    if (Status s = data->Truncate(o.size_bytes); !s.ok()) return s;
+    if (Status s = data->Sync(); !s.ok()) return s;
+  }
+  // The superblock decides what the journal holds: without one, nothing in it is valid.
+  journal::Superblock sb;
+  const std::string super_path = SuperPath(o.data_path);
+  bool have_super = false;
+  if (o.fs->Exists(super_path)) {
+    std::unique_ptr<File> f;
+    if (Status s = o.fs->Open(super_path, false, true, &f); !s.ok()) return s;
+    std::vector<uint8_t> b(journal::kSuperSize);
+    if (Status s = f->PRead(0, b); !s.ok()) return s;
+    std::string why;
+    auto decoded = journal::DecodeSuperblock(b, &why);
+    if (!decoded) return Status::Error(Status::Code::kIoError, super_path + ": " + why);
+    if (decoded->lun_size != o.size_bytes || decoded->block_size != o.block_size) {
+      return Status::Error(Status::Code::kInvalid,
+                           super_path + " belongs to a LUN of " + std::to_string(decoded->lun_size) +
+                               " bytes in " + std::to_string(decoded->block_size) +
+                               "-byte blocks; the configuration says " +
+                               std::to_string(o.size_bytes) + " in " +
+                               std::to_string(o.block_size));
+    }
+    sb = *decoded;
+    have_super = true;
+  }
+  if (o.read_only && !have_super && o.fs->Exists(JournalPath(o.data_path))) {
+    return Status::Error(Status::Code::kInvalid, "read-only LUN has a journal but no superblock");
+  }
+  if (!o.read_only || o.fs->Exists(JournalPath(o.data_path))) {
+    if (Status s = o.fs->Open(JournalPath(o.data_path), true, o.read_only, &jfile); !s.ok()) {
+      return s;
+    }
+  }
+  std::unique_ptr<JournaledStore> store(new JournaledStore(o, std::move(data), std::move(jfile)));
+  RecoveryReport local;
+  RecoveryReport* r = report != nullptr ? report : &local;
+  if (have_super) {
+    if (Status s = store->Recover(sb, r); !s.ok()) return s;
+  } else {
+    r->stop_reason = "new journal";
+    store->epoch_ = 0;
+    store->last_sequence_ = 0;
+  }
+  if (!o.read_only) {
+    if (store->journal_->Size() != o.journal_bytes) {
+      if (Status s = store->journal_->Truncate(o.journal_bytes); !s.ok()) return s;
+      if (Status s = store->journal_->Sync(); !s.ok()) return s;
+    }
+    // Start a new epoch: whatever the journal holds is now stale.
+    std::unique_lock lk(store->mu_);
+    if (Status s = store->CheckpointLocked(lk); !s.ok()) return s;
+  }
+  store->journal_sync_ = std::make_unique<GroupSync>(store->journal_.get(), store->last_sequence_ + 1);
+  r->epoch = store->epoch_;
+  r->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (o.background_checkpoint && !o.read_only) {
+    store->background_ = std::thread([s = store.get()] { s->BackgroundLoop(); });
+  }
+  *out = std::move(store);
+  return Status::Ok();
+}
+
+JournaledStore::JournaledStore(const Options& o, std::unique_ptr<File> data,
+                               std::unique_ptr<File> journal)
+    : options_(o), fs_(o.fs), data_(std::move(data)), journal_(std::move(journal)),
+      data_sync_(data_.get()) {}
+
+JournaledStore::~JournaledStore() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (background_.joinable()) background_.join();
+  if (!options_.read_only && !failed_.load()) (void)Checkpoint();  // fast restart
+}
+
+Status JournaledStore::Recover(const journal::Superblock& sb, RecoveryReport* report) {
+  epoch_ = sb.epoch;
+  last_sequence_ = sb.applied_sequence;
+  report->first_sequence = sb.applied_sequence + 1;
+  if (journal_ == nullptr) {
+    report->stop_reason = "no journal file";
+    return Status::Ok();
+  }
+  const uint64_t size = journal_->Size();
+  uint64_t pos = 0;
+  std::vector<uint8_t> header(journal::kHeaderSize), payload;
+  report->stop_reason = "end of journal";
+  while (pos + journal::kHeaderSize <= size) {
+    if (Status s = journal_->PRead(pos, header); !s.ok()) return s;
+    journal::Invalid why;
+    const auto h = journal::DecodeHeader(header, &why);
+    if (!h) {
+      report->stop_reason = std::string("at ") + std::to_string(pos) + ": " + InvalidName(why);
+      break;
+    }
+    if (h->epoch != epoch_) {
+      report->stop_reason = "at " + std::to_string(pos) + ": record of epoch " +
+                            std::to_string(h->epoch) + ", journal is in epoch " +
+                            std::to_string(epoch_) + " (stale)";
+      break;
+    }
+    if (h->sequence != last_sequence_ + 1) {
+      report->stop_reason = "at " + std::to_string(pos) + ": sequence " +
+                            std::to_string(h->sequence) + " where " +
+                            std::to_string(last_sequence_ + 1) + " was due (gap)";
+      break;
+    }
+    if (h->offset > options_.size_bytes || h->length > options_.size_bytes - h->offset ||
+        pos + journal::RecordSpan(h->length) > size) {
+      report->stop_reason = "at " + std::to_string(pos) + ": record out of bounds";
+      break;
+    }
+    payload.resize(h->length);
+    if (Status s = journal_->PRead(pos + journal::kHeaderSize, payload); !s.ok()) return s;
+    if (!journal::CheckCrc(*h, header, payload)) {
+      report->stop_reason = "at " + std::to_string(pos) + ": " +
+                            InvalidName(journal::Invalid::kChecksum);
+      break;
+    }
+    if (!options_.read_only) {
+      if (Status s = data_->PWrite(h->offset, payload); !s.ok()) return s;
+    }
+    last_sequence_ = h->sequence;
+    ++report->records_replayed;
+    report->bytes_replayed += h->length;
+    pos += journal::RecordSpan(h->length);
+  }
+  report->last_sequence = last_sequence_;
+  if (report->records_replayed > 0 && !options_.read_only) {
+    if (Status s = data_->Sync(); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Status JournaledStore::WriteSuperblock(uint64_t epoch, uint64_t applied) {
+  const std::string path = SuperPath(options_.data_path);
+  const std::string tmp = path + ".tmp";
+  std::unique_ptr<File> f;
+  if (Status s = fs_->Open(tmp, true, false, &f); !s.ok()) return s;
+  journal::Superblock sb{epoch, applied, options_.journal_bytes, options_.size_bytes,
+                         options_.block_size};
+  if (Status s = f->Truncate(0); !s.ok()) return s;
+  if (Status s = f->PWrite(0, journal::EncodeSuperblock(sb)); !s.ok()) return s;
+  if (Status s = f->Sync(); !s.ok()) return s;
+  f.reset();
+  if (Status s = fs_->Rename(tmp, path); !s.ok()) return s;
+  return fs_->SyncDir(path);
+}
+
+Status JournaledStore::CheckpointLocked(std::unique_lock<std::mutex>& lk) {
+  while (checkpointing_) cv_.wait(lk);
+  checkpointing_ = true;  // new reservations wait from here
+  cv_.wait(lk, [&] { return in_flight_ == 0; });
+  const uint64_t epoch = epoch_ + 1;
+  const uint64_t applied = last_sequence_;
+  lk.unlock();
+  // Every record is applied to the data file; make that durable, then retire the journal.
+  Status s = data_->Sync();
+  if (s.ok()) s = WriteSuperblock(epoch, applied);
+  lk.lock();
+  checkpointing_ = false;
+  checkpoint_wanted_ = false;
+  if (s.ok()) {
+    epoch_ = epoch;
+    position_ = 0;
+    journaled_.clear();
+    ++checkpoints_;
+  }
+  cv_.notify_all();
+  if (!s.ok()) return Fail(s);
+  return Status::Ok();
+}
+
+Status JournaledStore::Checkpoint() {
+  if (options_.read_only) return Status::Ok();
+  if (failed_.load()) return Status::Error(Status::Code::kSyncFailed, "store failed earlier");
+  std::unique_lock lk(mu_);
+  return CheckpointLocked(lk);
+}
+
+void JournaledStore::BackgroundLoop() {
+  std::unique_lock lk(mu_);
+  auto last = std::chrono::steady_clock::now();
+  while (!stopping_) {
+    cv_.wait_for(lk, std::chrono::seconds(1), [&] { return stopping_ || checkpoint_wanted_; });
+    if (stopping_ || failed_.load()) continue;
+    const bool full = position_ > static_cast<uint64_t>(options_.journal_bytes * options_.checkpoint_fill);
+    const bool old = position_ > 0 && std::chrono::steady_clock::now() - last > kCheckpointInterval;
+    if (checkpoint_wanted_ || full || old) {
+      (void)CheckpointLocked(lk);
+      last = std::chrono::steady_clock::now();
+    }
+  }
+}
+
+Status JournaledStore::Fail(Status s) {
+  failed_.store(true);
+  return s;
+}
+
+Status JournaledStore::CheckRange(uint64_t offset, uint64_t length) const {
+  if (offset > options_.size_bytes || length > options_.size_bytes - offset) {
+    return Status::Error(Status::Code::kOutOfRange, "range past end of store");
+  }
+  if (offset % options_.block_size != 0 || length % options_.block_size != 0) {
+    return Status::Error(Status::Code::kInvalid, "range not block aligned");
+  }
+  return Status::Ok();
+}
+
+Status JournaledStore::CheckWritable(uint64_t offset, uint64_t length) const {
+  if (options_.read_only) return Status::Error(Status::Code::kReadOnly, "store is read-only");
+  if (failed_.load()) {
+    return Status::Error(Status::Code::kReadOnly, "store failed earlier; restart to recover");
+  }
+  return CheckRange(offset, length);
+}
+
+bool JournaledStore::OverlapsJournaled(uint64_t offset, uint64_t length) const {
+  const uint64_t end = offset + length;
+  auto it = journaled_.upper_bound(offset);
+  if (it != journaled_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->second > offset) return true;
+  }
+  return it != journaled_.end() && it->first < end;
+}
+
+Status JournaledStore::AppendAndApply(RecordKind kind, uint64_t offset,
+                                      std::span<const uint8_t> data) {
+  const uint64_t span = journal::RecordSpan(static_cast<uint32_t>(data.size()));
+  if (span > options_.journal_bytes / 2) {
+    return Status::Error(Status::Code::kInvalid, "write larger than half the journal");
+  }
+  uint64_t sequence = 0, at = 0, epoch = 0;
+  {
+    std::unique_lock lk(mu_);
+    while (checkpointing_ || position_ + span > options_.journal_bytes) {
+      if (failed_.load()) return Status::Error(Status::Code::kReadOnly, "store failed earlier");
+      if (!checkpointing_) {
+        // Journal full: back-pressure until a checkpoint frees it (run it here).
+        if (Status s = CheckpointLocked(lk); !s.ok()) return s;
+        continue;
+      }
+      cv_.wait(lk);
+    }
+    sequence = ++last_sequence_;
+    at = position_;
+    epoch = epoch_;
+    position_ += span;
+    ++in_flight_;
+    // Remember the range, merging neighbours, so later plain writes to it are journaled too.
+    uint64_t b = offset, e = offset + data.size();
+    auto it = journaled_.upper_bound(b);
+    if (it != journaled_.begin() && std::prev(it)->second >= b) --it;
+    while (it != journaled_.end() && it->first <= e) {
+      b = std::min(b, it->first);
+      e = std::max(e, it->second);
+      it = journaled_.erase(it);
+    }
+    journaled_[b] = e;
+    if (position_ > options_.journal_bytes * options_.checkpoint_fill) {
+      checkpoint_wanted_ = true;
+      cv_.notify_all();
+    }
+  }
+  const auto record = journal::EncodeRecord(kind, epoch, sequence, offset, data);
+  Status s = journal_->PWrite(at, record);
+  if (s.ok()) {
+    journal_sync_->MarkWritten(sequence);
+    s = journal_sync_->WaitDurable(sequence);
+  } else {
+    journal_sync_->MarkWritten(sequence);  // let later writers' waits fail rather than hang
+  }
+  // Only a durable record is applied: the data file never holds what replay could not restore.
+  if (s.ok()) s = data_->PWrite(offset, data);
+  {
+    std::lock_guard lk(mu_);
+    --in_flight_;
+  }
+  cv_.notify_all();
+  if (!s.ok()) return Fail(s);
+  return Status::Ok();
+}
+
+Status JournaledStore::WriteData(uint64_t offset, std::span<const uint8_t> data, Durability d) {
+  if (Status s = data_->PWrite(offset, data); !s.ok()) return Fail(s);
+  if (d == Durability::kDurable) {
+    const uint64_t ticket = data_sync_.CompletedUnordered();
+    if (Status s = data_sync_.WaitDurable(ticket); !s.ok()) return Fail(s);
+  }
+  return Status::Ok();
+}
+
+Status JournaledStore::Read(uint64_t offset, std::span<uint8_t> out) {
+  if (Status s = CheckRange(offset, out.size()); !s.ok()) return s;
+  auto guard = locks_.Lock(offset, out.size(), RangeLock::Mode::kShared);
+  return data_->PRead(offset, out);
+}
+
+Status JournaledStore::WriteAtomic(uint64_t offset, std::span<const uint8_t> data, Durability) {
+  // Journaled records are durable when acknowledged, whatever the requested durability.
+  if (Status s = CheckWritable(offset, data.size()); !s.ok()) return s;
+  if (data.empty()) return Status::Ok();
+  auto guard = locks_.Lock(offset, data.size(), RangeLock::Mode::kExclusive);
+  return AppendAndApply(RecordKind::kAtomic, offset, data);
+}
+
+Status JournaledStore::Write(uint64_t offset, std::span<const uint8_t> data, Durability d) {
+  if (Status s = CheckWritable(offset, data.size()); !s.ok()) return s;
+  if (data.empty()) return Status::Ok();
+  auto guard = locks_.Lock(offset, data.size(), RangeLock::Mode::kExclusive);
+  bool journal = false;
+  {
+    std::lock_guard lk(mu_);
+    journal = OverlapsJournaled(offset, data.size());
+  }
+  if (journal) return AppendAndApply(RecordKind::kOrdered, offset, data);
+  return WriteData(offset, data, d);
+}
+
+Status JournaledStore::Flush() {
+  if (options_.read_only) return Status::Ok();
+  if (failed_.load()) return Status::Error(Status::Code::kSyncFailed, "store failed earlier");
+  const uint64_t ticket = data_sync_.CompletedUnordered();
+  if (Status s = data_sync_.WaitDurable(ticket); !s.ok()) return Fail(s);
+  return Status::Ok();
+}
+
+Status JournaledStore::Unmap(uint64_t offset, uint64_t length) {
+  if (Status s = CheckWritable(offset, length); !s.ok()) return s;
+  auto guard = locks_.Lock(offset, length, RangeLock::Mode::kExclusive);
+  {
+    // Replay must not resurrect data this deallocates: retire overlapping records first.
+    std::unique_lock lk(mu_);
+    if (OverlapsJournaled(offset, length)) {
+      if (Status s = CheckpointLocked(lk); !s.ok()) return s;
+    }
+  }
+  if (Status s = data_->PunchHole(offset, length); !s.ok()) return Fail(s);
+  return Status::Ok();
+}
+
+BlockStore::Extent JournaledStore::Provisioning(uint64_t offset, uint64_t max_length) {
+  const uint64_t bs = options_.block_size;
+  const uint64_t end = std::min(options_.size_bytes, offset + max_length);
+  const uint64_t data = data_->NextData(offset);
+  if (data >= end) return {end - offset, false};
+  if (data > offset) {
+    const uint64_t hole = (data - offset) / bs * bs;
+    if (hole > 0) return {hole, false};
+  }
+  uint64_t stop = std::min(end, data_->NextHole(offset));
+  stop = (stop + bs - 1) / bs * bs;
+  return {std::max<uint64_t>(std::min(stop, end) - offset, bs), true};
+}
+
+JournaledStore::Stats JournaledStore::stats() {
+  Stats st;
+  if (journal_sync_) {
+    const auto j = journal_sync_->stats();
+    st.journal_syncs = j.syncs;
+    st.journal_records = j.writes;
+  }
+  const auto d = data_sync_.stats();
+  st.data_syncs = d.syncs;
+  st.data_sync_waiters = d.writes;
+  std::lock_guard lk(mu_);
+  st.checkpoints = checkpoints_;
+  st.journal_used = position_;
+  st.journal_size = options_.journal_bytes;
+  return st;
+}
+
+}  // namespace untorn::storage

@@ -1,0 +1,86 @@
+// An in-memory FileSystem that logs every mutation, and the power-cut simulator built on the log.
+//
+// MemFileSystem behaves like a POSIX file system whose every write, truncate, sync, create,
+// rename and directory sync is appended to an event log. CrashState() replays a prefix of that
+// log and returns the on-disk state a power cut at that moment could leave: everything synced
+// survives; of what was written since its file's last sync, any subset of sector-sized pieces
+// survives, in any order (so a journal record can be half written); namespace changes survive up
+// to the last directory sync plus any prefix of the later ones.
+//
+// Thread-safe: one mutex guards the whole file system.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <random>
+#include <vector>
+
+#include "storage/file_system.h"
+
+namespace untorn::storage {
+
+class MemFileSystem final : public FileSystem {
+ public:
+  struct Event {
+    enum class Kind { kCreate, kWrite, kTruncate, kSync, kRename, kRemove, kSyncDir, kMark };
+    Kind kind;
+    uint64_t node = 0;  // file identity (survives renames)
+    std::string path, path2;
+    uint64_t offset = 0;  // write offset, truncate size, or mark value
+    std::vector<uint8_t> data;
+  };
+
+  MemFileSystem() = default;
+
+  Status Open(const std::string& path, bool create, bool read_only,
+              std::unique_ptr<File>* out) override;
+  bool Exists(const std::string& path) override;
+  Status Rename(const std::string& from, const std::string& to) override;
+  Status Remove(const std::string& path) override;
+  Status SyncDir(const std::string& path) override;
+
+  // A test's own point in the log (e.g. "write 17 was acknowledged as durable").
+  void Mark(uint64_t value);
+  [[nodiscard]] std::vector<Event> Events();
+  [[nodiscard]] size_t EventCount();
+  // Takes the current state as the durable base of a new, empty log (e.g. for a file system
+  // CrashState made, before recovering on it, to crash recovery itself).
+  void RestartLog();
+
+  // Fault injection: every Sync (file or directory) fails once `syncs_left` more succeeded.
+  void FailSyncsAfter(int syncs_left);
+  void FailWrites(bool fail);
+
+  // Contents of a file as the current (not crashed) state holds it; empty if absent.
+  [[nodiscard]] std::vector<uint8_t> Contents(const std::string& path);
+
+  // Builds the state a power cut after the first `prefix` events of the log could leave.
+  [[nodiscard]] std::unique_ptr<MemFileSystem> CrashState(size_t prefix, std::mt19937_64& rng,
+                                                          uint32_t sector = 512);
+
+ private:
+  friend class MemFile;
+  struct Node {
+    std::vector<uint8_t> data;
+  };
+  void Log(Event e);
+  Status FileWrite(uint64_t node, uint64_t offset, std::span<const uint8_t> data);
+  Status FileRead(uint64_t node, uint64_t offset, std::span<uint8_t> out);
+  Status FileSync(uint64_t node);
+  Status FileTruncate(uint64_t node, uint64_t size);
+  uint64_t FileSize(uint64_t node);
+  Status CheckSyncFault();
+
+  std::mutex mu_;
+  std::map<uint64_t, Node> nodes_;           // guarded by mu_
+  std::map<std::string, uint64_t> names_;    // guarded by mu_
+  std::vector<Event> log_;                   // guarded by mu_
+  std::map<uint64_t, Node> base_nodes_;      // guarded by mu_: durable state the log starts from
+  std::map<std::string, uint64_t> base_names_;  // guarded by mu_
+  uint64_t next_node_ = 1;                   // guarded by mu_
+  int syncs_left_ = -1;                      // guarded by mu_; -1 = never fail
+  bool fail_writes_ = false;                 // guarded by mu_
+};
+
+}  // namespace untorn::storage

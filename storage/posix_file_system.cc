@@ -1,0 +1,159 @@
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "storage/file_system.h"
+
+namespace untorn::storage {
+namespace {
+
+Status Errno(Status::Code code, const std::string& what) {
+  return Status::Error(code, what + ": " + std::strerror(errno));
+}
+
+std::string DirOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+class PosixFile final : public File {
+ public:
+  PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixFile() override { ::close(fd_); }
+
+  Status PRead(uint64_t offset, std::span<uint8_t> out) override {
+    size_t done = 0;
+    while (done < out.size()) {
+      const ssize_t n = ::pread(fd_, out.data() + done, out.size() - done,
+                                static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Errno(Status::Code::kIoError, "pread " + path_);
+      if (n == 0) {
+        std::memset(out.data() + done, 0, out.size() - done);
+        break;
+      }
+      done += static_cast<size_t>(n);
+    }
+    return Status::Ok();
+  }
+
+  Status PWrite(uint64_t offset, std::span<const uint8_t> data) override {
+    size_t done = 0;
+    while (done < data.size()) {
+      const ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done,
+                                 static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Errno(Status::Code::kIoError, "pwrite " + path_);
+      done += static_cast<size_t>(n);
+    }
+    return Status::Ok();
+  }
+
+  Status Sync() override {
+    if (::fdatasync(fd_) != 0) return Errno(Status::Code::kSyncFailed, "fdatasync " + path_);
+    return Status::Ok();
+  }
+
+  Status Truncate(uint64_t size) override {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+      return Errno(Status::Code::kIoError, "ftruncate " + path_);
+    }
+    return Status::Ok();
+  }
+
+  uint64_t Size() override {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) return 0;
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+  Status PunchHole(uint64_t offset, uint64_t length) override {
+    if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                    static_cast<off_t>(length)) == 0) {
+      return Status::Ok();
+    }
+    static const std::vector<uint8_t> kZeros(1 << 20, 0);  // no hole punching: write zeros
+    for (uint64_t done = 0; done < length;) {
+      const uint64_t n = std::min<uint64_t>(kZeros.size(), length - done);
+      if (Status s = PWrite(offset + done, std::span(kZeros.data(), n)); !s.ok()) return s;
+      done += n;
+    }
+    return Status::Ok();
+  }
+
+  uint64_t NextData(uint64_t offset) override {
+    const off_t r = ::lseek(fd_, static_cast<off_t>(offset), SEEK_DATA);
+    if (r < 0) return errno == ENXIO ? UINT64_MAX : offset;
+    return static_cast<uint64_t>(r);
+  }
+
+  uint64_t NextHole(uint64_t offset) override {
+    const off_t r = ::lseek(fd_, static_cast<off_t>(offset), SEEK_HOLE);
+    if (r < 0) return Size();
+    return static_cast<uint64_t>(r);
+  }
+
+ private:
+  const int fd_;
+  const std::string path_;
+};
+
+class Posix final : public FileSystem {
+ public:
+  Status Open(const std::string& path, bool create, bool read_only,
+              std::unique_ptr<File>* out) override {
+    const int flags = (read_only ? O_RDONLY : O_RDWR) | (create && !read_only ? O_CREAT : 0) |
+                      O_CLOEXEC;
+    const int fd = ::open(path.c_str(), flags, 0644);
+    if (fd < 0) return Errno(Status::Code::kIoError, "open " + path);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
+      ::close(fd);
+      return Status::Error(Status::Code::kInvalid, path + " is not a regular file");
+    }
+    *out = std::make_unique<PosixFile>(fd, path);
+    return Status::Ok();
+  }
+
+  bool Exists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
+
+  Status Rename(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      return Errno(Status::Code::kIoError, "rename " + from + " to " + to);
+    }
+    return Status::Ok();
+  }
+
+  Status Remove(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return Errno(Status::Code::kIoError, "unlink " + path);
+    }
+    return Status::Ok();
+  }
+
+  Status SyncDir(const std::string& path) override {
+    const std::string dir = DirOf(path);
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Errno(Status::Code::kIoError, "open " + dir);
+    const int r = ::fsync(fd);
+    ::close(fd);
+    if (r != 0) return Errno(Status::Code::kSyncFailed, "fsync " + dir);
+    return Status::Ok();
+  }
+};
+
+}  // namespace
+
+FileSystem* PosixFileSystem() {
+  static Posix fs;
+  return &fs;
+}
+
+}  // namespace untorn::storage

@@ -1,0 +1,343 @@
+// Named tests, one per recovery path of the journaled store, on the in-memory file system.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "storage/journal_format.h"
+#include "storage/journaled_store.h"
+#include "storage/mem_file_system.h"
+
+namespace untorn::storage {
+namespace {
+
+constexpr uint64_t kLun = 1 << 20;
+constexpr const char* kPath = "/lun.img";
+
+JournaledStore::Options Opts(MemFileSystem* fs) {
+  JournaledStore::Options o;
+  o.data_path = kPath;
+  o.size_bytes = kLun;
+  o.block_size = 512;
+  o.journal_bytes = 1 << 20;
+  o.fs = fs;
+  o.background_checkpoint = false;
+  return o;
+}
+
+std::unique_ptr<JournaledStore> OpenOk(MemFileSystem* fs, JournaledStore::RecoveryReport* r = nullptr) {
+  std::unique_ptr<JournaledStore> s;
+  const Status st = JournaledStore::Open(Opts(fs), &s, r);
+  EXPECT_TRUE(st.ok()) << st.message();
+  return s;
+}
+
+std::vector<uint8_t> Fill(size_t n, uint8_t v) { return std::vector<uint8_t>(n, v); }
+
+std::vector<uint8_t> ReadBack(MemFileSystem* fs, uint64_t offset, size_t n) {
+  auto s = OpenOk(fs);
+  std::vector<uint8_t> out(n);
+  EXPECT_TRUE(s->Read(offset, out).ok());
+  return out;
+}
+
+// A journal laid down by hand: superblock of `epoch` with applied sequence `applied`, then the
+// given records at consecutive positions.
+struct Rec {
+  uint64_t epoch, seq, offset;
+  std::vector<uint8_t> payload;
+};
+void LayDown(MemFileSystem* fs, uint64_t epoch, uint64_t applied, const std::vector<Rec>& recs,
+             std::vector<uint8_t>* journal_out = nullptr) {
+  std::unique_ptr<File> f;
+  ASSERT_TRUE(fs->Open(kPath, true, false, &f).ok());
+  ASSERT_TRUE(f->Truncate(kLun).ok());
+  ASSERT_TRUE(fs->Open(JournaledStore::SuperPath(kPath), true, false, &f).ok());
+  ASSERT_TRUE(f->PWrite(0, journal::EncodeSuperblock({epoch, applied, 1 << 20, kLun, 512})).ok());
+  std::vector<uint8_t> j;
+  for (const Rec& r : recs) {
+    auto b = journal::EncodeRecord(journal::RecordKind::kAtomic, r.epoch, r.seq, r.offset, r.payload);
+    j.insert(j.end(), b.begin(), b.end());
+  }
+  if (journal_out) {
+    *journal_out = j;
+    return;
+  }
+  ASSERT_TRUE(fs->Open(JournaledStore::JournalPath(kPath), true, false, &f).ok());
+  ASSERT_TRUE(f->Truncate(1 << 20).ok());
+  ASSERT_TRUE(f->PWrite(0, j).ok());
+}
+
+void WriteJournal(MemFileSystem* fs, const std::vector<uint8_t>& j) {
+  std::unique_ptr<File> f;
+  ASSERT_TRUE(fs->Open(JournaledStore::JournalPath(kPath), true, false, &f).ok());
+  ASSERT_TRUE(f->Truncate(1 << 20).ok());
+  ASSERT_TRUE(f->PWrite(0, j).ok());
+}
+
+TEST(JournalFormat, RecordRoundTripsAndDetectsCorruption) {
+  const auto payload = Fill(1024, 0x42);
+  auto r = journal::EncodeRecord(journal::RecordKind::kAtomic, 3, 9, 4096, payload);
+  EXPECT_EQ(r.size(), 1536u);  // 48 + 1024 rounded up to 512
+  journal::Invalid why;
+  auto h = journal::DecodeHeader(protocol::Bytes(r).first(journal::kHeaderSize), &why);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->epoch, 3u);
+  EXPECT_EQ(h->sequence, 9u);
+  EXPECT_EQ(h->offset, 4096u);
+  EXPECT_EQ(h->length, 1024u);
+  EXPECT_TRUE(journal::CheckCrc(*h, protocol::Bytes(r).first(48), protocol::Bytes(r).subspan(48, 1024)));
+  r[100] ^= 1;
+  EXPECT_FALSE(journal::CheckCrc(*h, protocol::Bytes(r).first(48), protocol::Bytes(r).subspan(48, 1024)));
+  r[0] = 0;
+  EXPECT_FALSE(journal::DecodeHeader(protocol::Bytes(r).first(48), &why));
+  EXPECT_EQ(why, journal::Invalid::kMagic);
+}
+
+TEST(JournalFormat, SuperblockChecksum) {
+  auto b = journal::EncodeSuperblock({7, 99, 1 << 20, kLun, 512});
+  std::string why;
+  auto s = journal::DecodeSuperblock(b, &why);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->epoch, 7u);
+  EXPECT_EQ(s->applied_sequence, 99u);
+  b[20] ^= 0xff;
+  EXPECT_FALSE(journal::DecodeSuperblock(b, &why));
+  EXPECT_EQ(why, "superblock checksum mismatch");
+}
+
+TEST(JournaledStore, ReplaysCompleteRecordsInOrder) {
+  MemFileSystem fs;
+  LayDown(&fs, 5, 10, {{5, 11, 0, Fill(4096, 1)}, {5, 12, 0, Fill(512, 2)}, {5, 13, 8192, Fill(512, 3)}});
+  JournaledStore::RecoveryReport r;
+  auto s = OpenOk(&fs, &r);
+  EXPECT_EQ(r.records_replayed, 3u);
+  EXPECT_EQ(r.last_sequence, 13u);
+  EXPECT_EQ(r.epoch, 6u);
+  std::vector<uint8_t> b(4096);
+  ASSERT_TRUE(s->Read(0, b).ok());
+  EXPECT_EQ(b[0], 2);     // record 12 after record 11
+  EXPECT_EQ(b[600], 1);
+  ASSERT_TRUE(s->Read(8192, std::span(b).first(512)).ok());
+  EXPECT_EQ(b[0], 3);
+}
+
+TEST(JournaledStore, TruncatedTrailingRecordIsIgnored) {
+  MemFileSystem fs;
+  std::vector<uint8_t> j;
+  LayDown(&fs, 2, 0, {{2, 1, 0, Fill(4096, 7)}, {2, 2, 4096, Fill(4096, 8)}}, &j);
+  j.resize(j.size() - 3000);  // the second record lost its tail: a torn write
+  WriteJournal(&fs, j);
+  JournaledStore::RecoveryReport r;
+  auto s = OpenOk(&fs, &r);
+  EXPECT_EQ(r.records_replayed, 1u);
+  EXPECT_NE(r.stop_reason.find("checksum"), std::string::npos) << r.stop_reason;
+  std::vector<uint8_t> b(8192);
+  ASSERT_TRUE(s->Read(0, b).ok());
+  EXPECT_EQ(b[0], 7);
+  EXPECT_EQ(b[4096], 0);  // nothing of the torn record
+  EXPECT_EQ(b[8191], 0);
+}
+
+TEST(JournaledStore, ChecksumMismatchStopsReplayThere) {
+  MemFileSystem fs;
+  std::vector<uint8_t> j;
+  LayDown(&fs, 2, 0, {{2, 1, 0, Fill(512, 7)}, {2, 2, 512, Fill(512, 8)}}, &j);
+  j[48 + 10] ^= 0x40;  // corrupt the first record's payload
+  WriteJournal(&fs, j);
+  JournaledStore::RecoveryReport r;
+  auto s = OpenOk(&fs, &r);
+  EXPECT_EQ(r.records_replayed, 0u);
+  std::vector<uint8_t> b(1024);
+  ASSERT_TRUE(s->Read(0, b).ok());
+  EXPECT_EQ(b, Fill(1024, 0));  // the valid second record is after the break: not replayed
+}
+
+TEST(JournaledStore, StaleEpochRecordIsNotReplayed) {
+  MemFileSystem fs;
+  LayDown(&fs, 4, 20, {{3, 21, 0, Fill(512, 9)}});  // left over from before the checkpoint
+  JournaledStore::RecoveryReport r;
+  auto s = OpenOk(&fs, &r);
+  EXPECT_EQ(r.records_replayed, 0u);
+  EXPECT_NE(r.stop_reason.find("stale"), std::string::npos) << r.stop_reason;
+}
+
+TEST(JournaledStore, SequenceGapStopsReplay) {
+  MemFileSystem fs;
+  LayDown(&fs, 1, 0, {{1, 1, 0, Fill(512, 1)}, {1, 3, 512, Fill(512, 3)}});
+  JournaledStore::RecoveryReport r;
+  auto s = OpenOk(&fs, &r);
+  EXPECT_EQ(r.records_replayed, 1u);
+  EXPECT_NE(r.stop_reason.find("gap"), std::string::npos) << r.stop_reason;
+  std::vector<uint8_t> b(512);
+  ASSERT_TRUE(s->Read(512, b).ok());
+  EXPECT_EQ(b[0], 0);
+}
+
+TEST(JournaledStore, SuperblockOfAnotherGeometryIsRefused) {
+  MemFileSystem fs;
+  LayDown(&fs, 1, 0, {});
+  auto o = Opts(&fs);
+  o.size_bytes = kLun * 2;
+  std::unique_ptr<JournaledStore> s;
+  const Status st = JournaledStore::Open(o, &s, nullptr);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("belongs to a LUN"), std::string::npos) << st.message();
+}
+
+TEST(JournaledStore, FullJournalWaitsForCheckpointAndLosesNothing) {
+  MemFileSystem fs;
+  auto s = OpenOk(&fs);
+  // 4 writers x 40 atomic 16 KiB writes = 2.5 MiB through a 1 MiB journal.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 40; ++i) {
+        auto d = Fill(16384, static_cast<uint8_t>(t * 40 + i + 1));
+        EXPECT_TRUE(s->WriteAtomic(static_cast<uint64_t>(t) * 16384, d, Durability::kDurable).ok());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_GE(s->stats().checkpoints, 2u);
+  for (int t = 0; t < 4; ++t) {
+    std::vector<uint8_t> b(16384);
+    ASSERT_TRUE(s->Read(static_cast<uint64_t>(t) * 16384, b).ok());
+    EXPECT_EQ(b, Fill(16384, static_cast<uint8_t>(t * 40 + 40)));
+  }
+}
+
+TEST(JournaledStore, GroupCommitSharesSyncs) {
+  MemFileSystem fs;
+  auto s = OpenOk(&fs);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        EXPECT_TRUE(s->WriteAtomic(static_cast<uint64_t>(t) * 4096, Fill(4096, 1), Durability::kDurable).ok());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const auto st = s->stats();
+  EXPECT_EQ(st.journal_records, 160u);
+  EXPECT_LE(st.journal_syncs, st.journal_records);
+}
+
+TEST(JournaledStore, FailedSyncIsStickyAndNothingIsAcknowledged) {
+  MemFileSystem fs;
+  auto s = OpenOk(&fs);
+  fs.FailSyncsAfter(0);
+  const Status w = s->WriteAtomic(0, Fill(4096, 5), Durability::kDurable);
+  EXPECT_EQ(w.code(), Status::Code::kSyncFailed);
+  fs.FailSyncsAfter(-1);  // the device recovers, the store does not trust it until restart
+  EXPECT_EQ(s->Write(0, Fill(512, 1), Durability::kCached).code(), Status::Code::kReadOnly);
+  EXPECT_EQ(s->WriteAtomic(0, Fill(512, 1), Durability::kDurable).code(), Status::Code::kReadOnly);
+  EXPECT_FALSE(s->Flush().ok());
+  std::vector<uint8_t> b(4096);
+  EXPECT_TRUE(s->Read(0, b).ok());  // reads still work
+  EXPECT_EQ(b, Fill(4096, 0));      // the unacknowledged write was never applied
+}
+
+TEST(JournaledStore, FailedDataSyncFailsTheFuaWrite) {
+  MemFileSystem fs;
+  auto s = OpenOk(&fs);
+  fs.FailSyncsAfter(0);
+  EXPECT_FALSE(s->Write(0, Fill(512, 1), Durability::kDurable).ok());
+  fs.FailSyncsAfter(-1);
+  EXPECT_FALSE(s->Write(512, Fill(512, 1), Durability::kCached).ok());
+}
+
+TEST(JournaledStore, PlainWriteAfterAtomicWriteIsNotRevertedByReplay) {
+  MemFileSystem fs;
+  {
+    auto s = OpenOk(&fs);
+    fs.RestartLog();
+    ASSERT_TRUE(s->WriteAtomic(0, Fill(4096, 0xaa), Durability::kDurable).ok());
+    ASSERT_TRUE(s->Write(0, Fill(4096, 0xbb), Durability::kDurable).ok());
+    // Crash now: every event so far, nothing after (no checkpoint, no clean close).
+    std::mt19937_64 rng(1);
+    auto crashed = fs.CrashState(fs.EventCount(), rng);
+    EXPECT_EQ(ReadBack(crashed.get(), 0, 4096), Fill(4096, 0xbb));
+  }
+}
+
+TEST(JournaledStore, UnmapAfterAtomicWriteIsNotUndoneByReplay) {
+  MemFileSystem fs;
+  auto s = OpenOk(&fs);
+  fs.RestartLog();
+  ASSERT_TRUE(s->WriteAtomic(0, Fill(4096, 0xaa), Durability::kDurable).ok());
+  ASSERT_TRUE(s->Unmap(0, 4096).ok());
+  ASSERT_TRUE(s->Flush().ok());
+  std::mt19937_64 rng(2);
+  auto crashed = fs.CrashState(fs.EventCount(), rng);
+  EXPECT_EQ(ReadBack(crashed.get(), 0, 4096), Fill(4096, 0));
+}
+
+// Crash at every event of a checkpoint: the atomic writes before it survive whatever part of the
+// data sync, superblock write and rename made it.
+TEST(JournaledStore, CrashDuringCheckpointLosesNothing) {
+  MemFileSystem fs;
+  auto s = OpenOk(&fs);
+  fs.RestartLog();
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(s->WriteAtomic(static_cast<uint64_t>(i) * 8192, Fill(8192, static_cast<uint8_t>(i + 1)),
+                               Durability::kDurable).ok());
+  }
+  const size_t before = fs.EventCount();
+  ASSERT_TRUE(s->Checkpoint().ok());
+  const size_t after = fs.EventCount();
+  ASSERT_GT(after, before);
+  std::mt19937_64 rng(3);
+  for (size_t prefix = before; prefix <= after; ++prefix) {
+    for (int trial = 0; trial < 8; ++trial) {
+      auto crashed = fs.CrashState(prefix, rng);
+      auto back = ReadBack(crashed.get(), 0, 8 * 8192);
+      for (int i = 0; i < 8; ++i) {
+        ASSERT_EQ(back[static_cast<size_t>(i) * 8192], i + 1) << "prefix " << prefix;
+        ASSERT_EQ(back[static_cast<size_t>(i) * 8192 + 8191], i + 1) << "prefix " << prefix;
+      }
+    }
+  }
+}
+
+// Crash recovery itself at every event, recover again: the result is the same.
+TEST(JournaledStore, CrashDuringRecoveryIsRecoveredAgain) {
+  MemFileSystem fs;
+  auto s = OpenOk(&fs);
+  fs.RestartLog();
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(s->WriteAtomic(static_cast<uint64_t>(i) * 4096, Fill(4096, static_cast<uint8_t>(0x10 + i)),
+                               Durability::kDurable).ok());
+  }
+  std::mt19937_64 rng(4);
+  auto crashed = fs.CrashState(fs.EventCount(), rng);  // journal holds 6 unretired records
+  crashed->RestartLog();
+  { auto recovering = OpenOk(crashed.get()); }  // recovery runs and is logged
+  const size_t events = crashed->EventCount();
+  ASSERT_GT(events, 0u);
+  for (size_t prefix = 0; prefix <= events; ++prefix) {
+    auto again = crashed->CrashState(prefix, rng);
+    auto back = ReadBack(again.get(), 0, 6 * 4096);
+    for (int i = 0; i < 6; ++i) {
+      ASSERT_EQ(back[static_cast<size_t>(i) * 4096], 0x10 + i) << "prefix " << prefix;
+      ASSERT_EQ(back[static_cast<size_t>(i) * 4096 + 4095], 0x10 + i) << "prefix " << prefix;
+    }
+  }
+}
+
+TEST(JournaledStore, CleanCloseLeavesAnEmptyJournal) {
+  MemFileSystem fs;
+  {
+    auto s = OpenOk(&fs);
+    ASSERT_TRUE(s->WriteAtomic(0, Fill(4096, 3), Durability::kDurable).ok());
+  }
+  JournaledStore::RecoveryReport r;
+  auto s = OpenOk(&fs, &r);
+  EXPECT_EQ(r.records_replayed, 0u);
+  std::vector<uint8_t> b(4096);
+  ASSERT_TRUE(s->Read(0, b).ok());
+  EXPECT_EQ(b, Fill(4096, 3));
+}
+
+}  // namespace
+}  // namespace untorn::storage
