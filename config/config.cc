@@ -161,7 +161,8 @@ AtomicLimits ParseAtomic(const json& j, const std::string& path, const Lun& lun)
 Lun ParseLun(const json& j, const std::string& path) {
   CheckKeys(j, path,
             {"id", "backing_file", "size", "block_size", "physical_block_size", "write_cache",
-             "read_only", "thin", "max_transfer_length", "atomic", "serial"});
+             "read_only", "thin", "max_transfer_length", "atomic", "serial", "journal",
+             "journal_size"});
   Lun l;
   l.id = static_cast<uint16_t>(GetUnsigned(j, path, "id", 0, 16383));
   l.backing_file = GetString(j, path, "backing_file", "");
@@ -191,6 +192,16 @@ Lun ParseLun(const json& j, const std::string& path) {
   l.serial = GetString(j, path, "serial", "");
   if (l.serial.size() > 32) Fail(path + ".serial", "must be at most 32 characters");
   l.atomic = ParseAtomic(j, path, l);
+  l.journal = GetBool(j, path, "journal", true);
+  if (j.contains("journal_size")) l.journal_size = GetSize(j, path, "journal_size");
+  // A plain write of the largest transfer may be journaled; a record must fit four times over
+  // so checkpoints are not needed for every write.
+  const uint64_t largest = uint64_t{l.max_transfer_length} * l.block_size + 512;
+  if (l.journal && (l.journal_size < 4 * largest || l.journal_size % 512 != 0)) {
+    Fail(path + ".journal_size", "must be a multiple of 512 and at least " +
+                                     std::to_string(4 * largest) +
+                                     " bytes (four times the largest transfer)");
+  }
   return l;
 }
 

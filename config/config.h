@@ -43,6 +43,8 @@ struct Lun {
   uint32_t max_transfer_length = 16384;  // blocks
   AtomicLimits atomic;
   std::string serial;  // derived from target and LUN when empty
+  bool journal = true;                 // crash-atomic journaled store; false: plain file store
+  uint64_t journal_size = 64ull << 20; // bytes
 };
 
 struct Target {

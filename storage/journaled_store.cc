@@ -1,5 +1,7 @@
 #include "storage/journaled_store.h"
 
+#include "storage/journal_scan.h"
+
 #include <algorithm>
 #include <chrono>
 
@@ -113,54 +115,20 @@ Status JournaledStore::Recover(const journal::Superblock& sb, RecoveryReport* re
     report->stop_reason = "no journal file";
     return Status::Ok();
   }
-  const uint64_t size = journal_->Size();
-  uint64_t pos = 0;
-  std::vector<uint8_t> header(journal::kHeaderSize), payload;
-  report->stop_reason = "end of journal";
-  while (pos + journal::kHeaderSize <= size) {
-    if (Status s = journal_->PRead(pos, header); !s.ok()) return s;
-    journal::Invalid why;
-    const auto h = journal::DecodeHeader(header, &why);
-    if (!h) {
-      report->stop_reason = std::string("at ") + std::to_string(pos) + ": " + InvalidName(why);
-      break;
-    }
-    if (h->epoch != epoch_) {
-      report->stop_reason = "at " + std::to_string(pos) + ": record of epoch " +
-                            std::to_string(h->epoch) + ", journal is in epoch " +
-                            std::to_string(epoch_) + " (stale)";
-      break;
-    }
-    if (h->sequence != last_sequence_ + 1) {
-      report->stop_reason = "at " + std::to_string(pos) + ": sequence " +
-                            std::to_string(h->sequence) + " where " +
-                            std::to_string(last_sequence_ + 1) + " was due (gap)";
-      break;
-    }
-    if (h->offset > options_.size_bytes || h->length > options_.size_bytes - h->offset ||
-        pos + journal::RecordSpan(h->length) > size) {
-      report->stop_reason = "at " + std::to_string(pos) + ": record out of bounds";
-      break;
-    }
-    payload.resize(h->length);
-    if (Status s = journal_->PRead(pos + journal::kHeaderSize, payload); !s.ok()) return s;
-    if (!journal::CheckCrc(*h, header, payload)) {
-      report->stop_reason = "at " + std::to_string(pos) + ": " +
-                            InvalidName(journal::Invalid::kChecksum);
-      break;
-    }
-    if (!options_.read_only) {
-      if (Status s = data_->PWrite(h->offset, payload); !s.ok()) return s;
-    }
-    last_sequence_ = h->sequence;
-    ++report->records_replayed;
-    report->bytes_replayed += h->length;
-    pos += journal::RecordSpan(h->length);
-  }
-  report->last_sequence = last_sequence_;
-  if (report->records_replayed > 0 && !options_.read_only) {
-    if (Status s = data_->Sync(); !s.ok()) return s;
-  }
+  journal::ScanResult scan;
+  Status s = journal::Scan(
+      *journal_, sb, options_.size_bytes,
+      [&](const journal::RecordHeader& h, uint64_t, protocol::Bytes payload) {
+        return options_.read_only ? Status::Ok() : data_->PWrite(h.offset, payload);
+      },
+      &scan);
+  if (!s.ok()) return s;
+  last_sequence_ = scan.last_sequence;
+  report->records_replayed = scan.records;
+  report->bytes_replayed = scan.bytes;
+  report->last_sequence = scan.last_sequence;
+  report->stop_reason = scan.stop_reason;
+  if (scan.records > 0 && !options_.read_only) return data_->Sync();
   return Status::Ok();
 }
 

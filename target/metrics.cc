@@ -40,6 +40,7 @@ std::atomic<int64_t>& Metrics::Get(const std::string& name, const Labels& labels
 }
 
 std::string Metrics::Render() {
+  for (auto& c : collectors_) c(*this);
   std::lock_guard lk(mu_);
   std::ostringstream out;
   for (const auto& [name, f] : families_) {

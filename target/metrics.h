@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <vector>
 #include <map>
 #include <mutex>
 #include <string>
@@ -23,6 +25,12 @@ class Metrics {
     Get(name, labels, help).fetch_add(delta, std::memory_order_relaxed);
   }
 
+  // Called at every Render, before the text is built, to refresh gauges from elsewhere (e.g.
+  // storage statistics). Collectors are added at start, before serving.
+  void AddCollector(std::function<void(Metrics&)> collector) {
+    collectors_.push_back(std::move(collector));
+  }
+
   // The whole registry in Prometheus text exposition format 0.0.4.
   [[nodiscard]] std::string Render();
 
@@ -34,6 +42,7 @@ class Metrics {
   };
   std::mutex mu_;
   std::map<std::string, Family> families_;  // guarded by mu_
+  std::vector<std::function<void(Metrics&)>> collectors_;  // fixed after start
 };
 
 }  // namespace untorn::target

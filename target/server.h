@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "storage/block_store.h"
 #include "target/metrics.h"
 #include "target/server_context.h"
 #include "target/target_runtime.h"
@@ -38,6 +39,8 @@ class Server {
   boost::asio::awaitable<void> ServeMetrics(boost::asio::ip::tcp::acceptor& acceptor);
   boost::asio::awaitable<void> MetricsClient(boost::asio::ip::tcp::socket socket);
   void Shutdown();
+  bool OpenStore(const config::Target& t, const config::Lun& lun, const std::string& path,
+                 std::unique_ptr<storage::BlockStore>* out);
 
   // Declaration order is destruction order in reverse: the io_context (whose pending handlers
   // may own connections) goes before the state connections point into.
