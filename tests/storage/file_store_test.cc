@@ -104,8 +104,9 @@ TEST(FileStore, ConcurrentReadsNeverSeeHalfAnAtomicWrite) {
   std::atomic<bool> stop{false};
   std::atomic<int> torn{0}, reads{0};
   std::thread writer([&] {
+    // At least 400 writes, and on until the reader has raced 200 reads (bounded either way).
     std::vector<uint8_t> b(kLen);
-    for (int i = 1; i <= 400; ++i) {
+    for (int i = 1; i <= 200000 && (i <= 400 || reads.load() < 200); ++i) {
       std::fill(b.begin(), b.end(), static_cast<uint8_t>(i));
       ASSERT_TRUE(s->WriteAtomic(0, b, Durability::kCached).ok());
     }
