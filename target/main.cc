@@ -19,7 +19,8 @@ options:
   --config FILE         JSON configuration (see config/example.json)
   --listen HOST:PORT    serve one portal on HOST:PORT instead of the configured ones
                         (port 0 picks a free port, logged at start)
-  --advertise HOST:PORT address given to initiators in SendTargets (e.g. behind NAT)
+  --advertise HOST:PORT address given to initiators in SendTargets (e.g. behind NAT);
+                        port 0 means the port untornd listens on
   --data-dir DIR        directory for relative backing files (default ./untorn-data)
   --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics
   --log-level LEVEL     debug, info, warn or error (default info)
@@ -68,6 +69,18 @@ int main(int argc, char** argv) {
         return 1;
       }
       std::printf("%s: valid (%zu target(s))\n", file.c_str(), c.targets.size());
+      for (size_t t = 0; t < c.targets.size(); ++t) {
+        for (size_t l = 0; l < c.targets[t].luns.size(); ++l) {
+          const auto& lun = c.targets[t].luns[l];
+          const auto u = untorn::config::LinuxAtomicView(lun.atomic, lun.block_size,
+                                                         lun.physical_block_size);
+          std::printf("targets[%zu].luns[%zu]: %s linux_atomic_unit_min=%llu linux_atomic_unit_max=%llu%s%s\n",
+                      t, l, c.targets[t].iqn.c_str(),
+                      static_cast<unsigned long long>(uint64_t{u.unit_min} * lun.block_size),
+                      static_cast<unsigned long long>(uint64_t{u.unit_max} * lun.block_size),
+                      u.reason.empty() ? "" : " off: ", u.reason.c_str());
+        }
+      }
       return 0;
     }
     bool ok = true;

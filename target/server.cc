@@ -143,6 +143,9 @@ bool Server::Open() {
     const uint16_t port = acceptor->local_endpoint().port();
     bound_ports_.push_back(port);
     p.port = port;  // port 0 asked for any port: SendTargets must name the real one
+    if (p.advertise.size() > 2 && p.advertise.compare(p.advertise.size() - 2, 2, ":0") == 0) {
+      p.advertise.replace(p.advertise.size() - 1, 1, std::to_string(port));  // HOST:0 = this port
+    }
     for (const auto& t : config_.targets) {
       UNTORN_LOG_INFO("listening on ", p.host, ":", port, " for ", t.iqn,
                       t.chap ? " (CHAP)" : "");
