@@ -76,7 +76,8 @@ uint64_t GetSize(const json& j, const std::string& path, const char* key) {
   if (unit == "MiB") shift = 20;
   if (unit == "GiB") shift = 30;
   if (unit == "TiB") shift = 40;
-  if (i == 0 || shift < 0) Fail(Join(path, key), "must look like 1073741824, \"512MiB\" or \"1GiB\"");
+  if (i == 0 || shift < 0)
+    Fail(Join(path, key), "must look like 1073741824, \"512MiB\" or \"1GiB\"");
   if (n > (UINT64_MAX >> shift)) Fail(Join(path, key), "is too large");
   return n << shift;
 }
@@ -115,15 +116,16 @@ AtomicLimits ParseAtomic(const json& j, const std::string& path, const Lun& lun)
   const std::string p = Join(path, "atomic");
   const json& v = j["atomic"];
   CheckKeys(v, p,
-            {"max_transfer_length", "alignment", "granularity",
-             "max_transfer_length_with_boundary", "max_boundary_size", "allow_ignored_by_linux"});
+            {"max_transfer_length", "alignment", "granularity", "max_transfer_length_with_boundary",
+             "max_boundary_size", "allow_ignored_by_linux"});
   a.max_transfer_length =
       static_cast<uint32_t>(GetUnsigned(v, p, "max_transfer_length", 0, UINT32_MAX));
   a.alignment = static_cast<uint32_t>(GetUnsigned(v, p, "alignment", 0, UINT32_MAX));
   a.granularity = static_cast<uint32_t>(GetUnsigned(v, p, "granularity", 0, UINT32_MAX));
-  a.max_transfer_length_with_boundary = static_cast<uint32_t>(
-      GetUnsigned(v, p, "max_transfer_length_with_boundary", 0, UINT32_MAX));
-  a.max_boundary_size = static_cast<uint32_t>(GetUnsigned(v, p, "max_boundary_size", 0, UINT32_MAX));
+  a.max_transfer_length_with_boundary =
+      static_cast<uint32_t>(GetUnsigned(v, p, "max_transfer_length_with_boundary", 0, UINT32_MAX));
+  a.max_boundary_size =
+      static_cast<uint32_t>(GetUnsigned(v, p, "max_boundary_size", 0, UINT32_MAX));
   a.allow_ignored_by_linux = GetBool(v, p, "allow_ignored_by_linux", false);
 
   // WRITE ATOMIC(16) carries a 16-bit transfer length.
@@ -159,10 +161,10 @@ AtomicLimits ParseAtomic(const json& j, const std::string& path, const Lun& lun)
 }
 
 Lun ParseLun(const json& j, const std::string& path) {
-  CheckKeys(j, path,
-            {"id", "backing_file", "size", "block_size", "physical_block_size", "write_cache",
-             "read_only", "thin", "max_transfer_length", "atomic", "serial", "journal",
-             "journal_size"});
+  CheckKeys(
+      j, path,
+      {"id", "backing_file", "size", "block_size", "physical_block_size", "write_cache",
+       "read_only", "thin", "max_transfer_length", "atomic", "serial", "journal", "journal_size"});
   Lun l;
   l.id = static_cast<uint16_t>(GetUnsigned(j, path, "id", 0, 16383));
   l.backing_file = GetString(j, path, "backing_file", "");

@@ -42,17 +42,17 @@ struct Lun {
   bool thin = true;
   uint32_t max_transfer_length = 16384;  // blocks
   AtomicLimits atomic;
-  std::string serial;  // derived from target and LUN when empty
-  bool journal = true;                 // crash-atomic journaled store; false: plain file store
-  uint64_t journal_size = 64ull << 20; // bytes
+  std::string serial;                   // derived from target and LUN when empty
+  bool journal = true;                  // crash-atomic journaled store; false: plain file store
+  uint64_t journal_size = 64ull << 20;  // bytes
 };
 
 struct Target {
   std::string iqn;
   std::string alias;
-  std::optional<ChapCredentials> chap;         // initiator must authenticate
-  std::optional<ChapCredentials> mutual_chap;  // target authenticates to initiator
-  std::vector<std::string> allowed_initiators; // empty = any
+  std::optional<ChapCredentials> chap;          // initiator must authenticate
+  std::optional<ChapCredentials> mutual_chap;   // target authenticates to initiator
+  std::vector<std::string> allowed_initiators;  // empty = any
   std::vector<Lun> luns;
 };
 

@@ -46,8 +46,8 @@ inline void StoreBe64(MutableBytes b, size_t off, uint64_t v) {
 }
 
 inline uint32_t LoadLe32(Bytes b, size_t off) {
-  return (uint32_t{b[off + 3]} << 24) | (uint32_t{b[off + 2]} << 16) |
-         (uint32_t{b[off + 1]} << 8) | b[off];
+  return (uint32_t{b[off + 3]} << 24) | (uint32_t{b[off + 2]} << 16) | (uint32_t{b[off + 1]} << 8) |
+         b[off];
 }
 inline uint64_t LoadLe64(Bytes b, size_t off) {
   return (uint64_t{LoadLe32(b, off + 4)} << 32) | LoadLe32(b, off);

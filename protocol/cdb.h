@@ -70,7 +70,7 @@ inline constexpr uint16_t kSaWriteAtomic32 = 0x000f;
 struct BlockCdb {
   uint8_t opcode = 0;
   uint64_t lba = 0;
-  uint32_t blocks = 0;  // TRANSFER LENGTH / NUMBER OF LOGICAL BLOCKS, after 6-byte 0→256
+  uint32_t blocks = 0;    // TRANSFER LENGTH / NUMBER OF LOGICAL BLOCKS, after 6-byte 0→256
   uint8_t wrprotect = 0;  // also RDPROTECT / VRPROTECT / ORPROTECT: byte 1 bits 7..5
   bool dpo = false, fua = false;
   uint8_t byte1 = 0;  // the raw flags byte, for command-specific bits (BYTCHK, UNMAP, IMMED…)

@@ -9,11 +9,16 @@ namespace {
 
 const EVP_MD* Digest(int algorithm) {
   switch (algorithm) {
-    case 5: return EVP_md5();
-    case 6: return EVP_sha1();
-    case 7: return EVP_sha256();
-    case 8: return EVP_sha3_256();
-    default: return nullptr;
+    case 5:
+      return EVP_md5();
+    case 6:
+      return EVP_sha1();
+    case 7:
+      return EVP_sha256();
+    case 8:
+      return EVP_sha3_256();
+    default:
+      return nullptr;
   }
 }
 

@@ -7,13 +7,22 @@
 namespace untorn::protocol {
 namespace {
 
-constexpr std::array<const char*, 16> kHandled = {
-    "HeaderDigest",       "DataDigest",          "MaxRecvDataSegmentLength",
-    "MaxBurstLength",     "FirstBurstLength",    "InitialR2T",
-    "ImmediateData",      "MaxOutstandingR2T",   "DataPDUInOrder",
-    "DataSequenceInOrder", "DefaultTime2Wait",   "DefaultTime2Retain",
-    "ErrorRecoveryLevel", "MaxConnections",      "IFMarker",
-    "OFMarker"};
+constexpr std::array<const char*, 16> kHandled = {"HeaderDigest",
+                                                  "DataDigest",
+                                                  "MaxRecvDataSegmentLength",
+                                                  "MaxBurstLength",
+                                                  "FirstBurstLength",
+                                                  "InitialR2T",
+                                                  "ImmediateData",
+                                                  "MaxOutstandingR2T",
+                                                  "DataPDUInOrder",
+                                                  "DataSequenceInOrder",
+                                                  "DefaultTime2Wait",
+                                                  "DefaultTime2Retain",
+                                                  "ErrorRecoveryLevel",
+                                                  "MaxConnections",
+                                                  "IFMarker",
+                                                  "OFMarker"};
 
 std::optional<bool> ParseBool(const std::string& v) {
   if (v == "Yes") return true;
@@ -37,8 +46,7 @@ Negotiator::Negotiator(const TargetCapabilities& caps) : caps_(caps) {
 }
 
 bool Negotiator::Handles(const std::string& key) {
-  return std::any_of(kHandled.begin(), kHandled.end(),
-                     [&](const char* k) { return key == k; });
+  return std::any_of(kHandled.begin(), kHandled.end(), [&](const char* k) { return key == k; });
 }
 
 bool Negotiator::Respond(const KeyList& offers, KeyList* answers, std::string* error) {

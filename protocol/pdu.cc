@@ -68,7 +68,7 @@ DataOutPdu DecodeDataOut(const Pdu& pdu) {
 }
 
 NopOutPdu DecodeNopOut(const Pdu& pdu) {
-  return NopOutPdu{pdu.Immediate(), pdu.Lun(),        pdu.Itt(),
+  return NopOutPdu{pdu.Immediate(), pdu.Lun(),       pdu.Itt(),
                    pdu.Field32(20), pdu.Field32(24), pdu.Field32(28)};
 }
 
@@ -210,8 +210,8 @@ Pdu EncodeLoginResponse(const LoginResponse& r, std::vector<uint8_t> data, const
   return p;
 }
 
-Pdu EncodeTextResponse(uint32_t itt, uint32_t ttt, bool final, bool cont,
-                       std::vector<uint8_t> data, const SeqNumbers& sn) {
+Pdu EncodeTextResponse(uint32_t itt, uint32_t ttt, bool final, bool cont, std::vector<uint8_t> data,
+                       const SeqNumbers& sn) {
   Pdu p = NewTargetPdu(Opcode::kTextResponse,
                        static_cast<uint8_t>((final ? 0x80 : 0) | (cont ? 0x40 : 0)), sn);
   StoreBe32(p.bhs, 16, itt);

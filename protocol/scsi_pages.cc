@@ -35,9 +35,9 @@ std::vector<uint8_t> DeviceIdentification(const DiskDescription& d) {
   StoreBe64(naa, 8, d.naa_id * 0x9e3779b97f4a7c15ULL);
   AppendDesignator(body, 0x01, 0x03, naa);
   // T10 vendor ID based (type 1), ASCII: vendor (8) + serial.
-  std::vector<uint8_t> t10(8, ' ');
-  std::copy_n(d.vendor.begin(), std::min<size_t>(8, d.vendor.size()), t10.begin());
-  t10.insert(t10.end(), d.serial.begin(), d.serial.end());
+  std::vector<uint8_t> t10(8 + d.serial.size(), ' ');
+  PutPadded(t10, 0, d.vendor, 8);
+  std::copy(d.serial.begin(), d.serial.end(), t10.begin() + 8);
   AppendDesignator(body, 0x02, 0x01, t10);
   // Relative target port (type 4), target port association, iSCSI protocol.
   std::vector<uint8_t> rel(4, 0);
@@ -123,7 +123,7 @@ std::vector<uint8_t> VpdPage(const DiskDescription& d, uint8_t page) {
     }
     case 0xb2: {  // Logical Block Provisioning, SBC-4 §6.6.5
       auto b = VpdHeader(0xb2, 4);
-      b[4] = 0;  // THRESHOLD EXPONENT
+      b[4] = 0;                                      // THRESHOLD EXPONENT
       if (d.thin) b[5] = 0x80 | 0x40 | 0x20 | 0x04;  // LBPU, LBPWS, LBPWS10, LBPRZ
       b[6] = d.thin ? 0x02 : 0x00;                   // PROVISIONING TYPE: thin
       return b;
@@ -166,9 +166,12 @@ uint16_t DecodeLun(uint64_t field) {
   const auto first = static_cast<uint16_t>(field >> 48);
   if ((field & 0x0000ffffffffffffULL) != 0) return 0xffff;
   switch (first >> 14) {
-    case 0: return (first >> 8) == 0 ? static_cast<uint16_t>(first & 0xff) : 0xffff;
-    case 1: return first & 0x3fff;
-    default: return 0xffff;
+    case 0:
+      return (first >> 8) == 0 ? static_cast<uint16_t>(first & 0xff) : 0xffff;
+    case 1:
+      return first & 0x3fff;
+    default:
+      return 0xffff;
   }
 }
 

@@ -32,7 +32,7 @@ struct DiskDescription {
   bool write_cache = true;
   bool read_only = false;
   bool dpofua = true;
-  bool thin = true;  // LBPME: UNMAP / WRITE SAME UNMAP supported
+  bool thin = true;                  // LBPME: UNMAP / WRITE SAME UNMAP supported
   uint32_t max_transfer_length = 0;  // blocks
   uint32_t optimal_transfer_length = 0;
   uint32_t max_unmap_lba_count = 0;

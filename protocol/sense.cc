@@ -16,8 +16,8 @@ std::vector<uint8_t> EncodeFixedSense(const Sense& s) {
   b[12] = s.asc;
   b[13] = s.ascq;
   if (s.field) {
-    b[15] = 0x80;  // SKSV
-    if (s.field->in_cdb) b[15] |= 0x40;  // C/D
+    b[15] = 0x80;                                                                    // SKSV
+    if (s.field->in_cdb) b[15] |= 0x40;                                              // C/D
     if (s.field->bit) b[15] |= static_cast<uint8_t>(0x08 | (*s.field->bit & 0x07));  // BPV
     StoreBe16(b, 16, s.field->byte);
   }

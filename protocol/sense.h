@@ -42,9 +42,7 @@ struct Sense {
   uint8_t asc = 0, ascq = 0;
   std::optional<FieldPointer> field;
   std::optional<uint32_t> information;  // e.g. offset of the first miscompare
-  bool operator==(const Sense& o) const {
-    return key == o.key && asc == o.asc && ascq == o.ascq;
-  }
+  bool operator==(const Sense& o) const { return key == o.key && asc == o.asc && ascq == o.ascq; }
 };
 
 // 18-byte fixed-format sense (response code 70h, SPC-4 table 48).
@@ -52,7 +50,9 @@ struct Sense {
 
 // Named sense triples (SPC-4 annex D).
 namespace sense {
-inline Sense InvalidOpcode() { return {SenseKey::kIllegalRequest, 0x20, 0x00, FieldPointer{true, 0, 7}}; }
+inline Sense InvalidOpcode() {
+  return {SenseKey::kIllegalRequest, 0x20, 0x00, FieldPointer{true, 0, 7}};
+}
 inline Sense InvalidFieldInCdb(uint16_t byte, std::optional<uint8_t> bit = std::nullopt) {
   return {SenseKey::kIllegalRequest, 0x24, 0x00, FieldPointer{true, byte, bit}};
 }
@@ -63,7 +63,9 @@ inline Sense ParameterListLengthError() { return {SenseKey::kIllegalRequest, 0x1
 inline Sense LbaOutOfRange() { return {SenseKey::kIllegalRequest, 0x21, 0x00}; }
 inline Sense LunNotSupported() { return {SenseKey::kIllegalRequest, 0x25, 0x00}; }
 inline Sense SavingParametersNotSupported() { return {SenseKey::kIllegalRequest, 0x39, 0x00}; }
-inline Sense InvalidReleaseOfPersistentReservation() { return {SenseKey::kIllegalRequest, 0x26, 0x04}; }
+inline Sense InvalidReleaseOfPersistentReservation() {
+  return {SenseKey::kIllegalRequest, 0x26, 0x04};
+}
 inline Sense InsufficientRegistrationResources() { return {SenseKey::kIllegalRequest, 0x55, 0x04}; }
 inline Sense WriteProtected() { return {SenseKey::kDataProtect, 0x27, 0x00}; }
 inline Sense UnrecoveredReadError() { return {SenseKey::kMediumError, 0x11, 0x00}; }

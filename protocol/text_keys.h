@@ -12,8 +12,8 @@
 
 namespace untorn::protocol {
 
-inline constexpr size_t kMaxKeyLength = 63;         // §6.1
-inline constexpr size_t kMaxValueLength = 8192;     // binary CHAP values may exceed 255
+inline constexpr size_t kMaxKeyLength = 63;          // §6.1
+inline constexpr size_t kMaxValueLength = 8192;      // binary CHAP values may exceed 255
 inline constexpr size_t kMaxTextDataLength = 65536;  // bound on a key set across C-bit PDUs
 
 struct TextKey {

@@ -5,8 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <vector>
 
@@ -21,8 +21,8 @@ Status FileStore::Open(const Options& o, std::unique_ptr<FileStore>* out) {
   if (o.block_size == 0 || o.size_bytes == 0 || o.size_bytes % o.block_size != 0) {
     return Status::Error(Status::Code::kInvalid, "size must be a non-zero multiple of block size");
   }
-  const int fd = ::open(o.path.c_str(), (o.read_only ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC,
-                        0644);
+  const int fd =
+      ::open(o.path.c_str(), (o.read_only ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0644);
   if (fd < 0) return Status::Error(Status::Code::kIoError, Errno("open " + o.path));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
@@ -36,9 +36,9 @@ Status FileStore::Open(const Options& o, std::unique_ptr<FileStore>* out) {
   }
   if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) < o.size_bytes) {
     if (o.read_only || ::ftruncate(fd, static_cast<off_t>(o.size_bytes)) != 0) {
-      const Status s = Status::Error(Status::Code::kIoError,
-                                     o.read_only ? o.path + " is smaller than the LUN size"
-                                                 : Errno("ftruncate " + o.path));
+      const Status s = Status::Error(
+          Status::Code::kIoError,
+          o.read_only ? o.path + " is smaller than the LUN size" : Errno("ftruncate " + o.path));
       ::close(fd);
       return s;
     }
@@ -75,8 +75,8 @@ Status FileStore::Read(uint64_t offset, std::span<uint8_t> out) {
   auto guard = locks_.Lock(offset, out.size(), RangeLock::Mode::kShared);
   size_t done = 0;
   while (done < out.size()) {
-    const ssize_t n = ::pread(fd_, out.data() + done, out.size() - done,
-                              static_cast<off_t>(offset + done));
+    const ssize_t n =
+        ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Status::Error(Status::Code::kIoError, Errno("pread"));
     if (n == 0) {  // a block device or a file truncated under us: reads as zeros
@@ -91,8 +91,8 @@ Status FileStore::Read(uint64_t offset, std::span<uint8_t> out) {
 Status FileStore::WriteLocked(uint64_t offset, std::span<const uint8_t> data, Durability d) {
   size_t done = 0;
   while (done < data.size()) {
-    const ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done,
-                               static_cast<off_t>(offset + done));
+    const ssize_t n =
+        ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       failed_.store(true);

@@ -38,12 +38,12 @@ class GroupSync {
   File* const file_;
   std::mutex mu_;
   std::condition_variable cv_;
-  uint64_t contiguous_;           // guarded by mu_: every sequence <= this is written
-  uint64_t durable_;              // guarded by mu_: every sequence <= this is durable
-  std::set<uint64_t> ahead_;      // guarded by mu_: written, beyond a gap
-  bool syncing_ = false;          // guarded by mu_
-  bool failed_ = false;           // guarded by mu_
-  Stats stats_;                   // guarded by mu_
+  uint64_t contiguous_;       // guarded by mu_: every sequence <= this is written
+  uint64_t durable_;          // guarded by mu_: every sequence <= this is durable
+  std::set<uint64_t> ahead_;  // guarded by mu_: written, beyond a gap
+  bool syncing_ = false;      // guarded by mu_
+  bool failed_ = false;       // guarded by mu_
+  Stats stats_;               // guarded by mu_
 };
 
 }  // namespace untorn::storage

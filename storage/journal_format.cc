@@ -47,12 +47,18 @@ std::vector<uint8_t> EncodeRecord(RecordKind kind, uint64_t epoch, uint64_t sequ
 
 const char* InvalidName(Invalid v) {
   switch (v) {
-    case Invalid::kNone: return "none";
-    case Invalid::kMagic: return "bad magic (end of journal or torn header)";
-    case Invalid::kUnknownVersion: return "unknown version";
-    case Invalid::kKind: return "unknown record kind";
-    case Invalid::kLength: return "impossible length";
-    case Invalid::kChecksum: return "checksum mismatch (torn or corrupt record)";
+    case Invalid::kNone:
+      return "none";
+    case Invalid::kMagic:
+      return "bad magic (end of journal or torn header)";
+    case Invalid::kUnknownVersion:
+      return "unknown version";
+    case Invalid::kKind:
+      return "unknown record kind";
+    case Invalid::kLength:
+      return "impossible length";
+    case Invalid::kChecksum:
+      return "checksum mismatch (torn or corrupt record)";
   }
   return "?";
 }
@@ -80,8 +86,8 @@ std::optional<RecordHeader> DecodeHeader(Bytes header, Invalid* why) {
   h.offset = LoadLe64(header, 24);
   h.length = LoadLe32(header, 32);
   h.crc = LoadLe32(header, 40);
-  if (h.length == 0 || h.length % 512 != 0 || h.offset % 512 != 0 ||
-      LoadLe32(header, 36) != 0 || LoadLe32(header, 44) != 0) {
+  if (h.length == 0 || h.length % 512 != 0 || h.offset % 512 != 0 || LoadLe32(header, 36) != 0 ||
+      LoadLe32(header, 44) != 0) {
     *why = Invalid::kLength;
     return std::nullopt;
   }

@@ -30,9 +30,9 @@ struct RecordHeader {
   RecordKind kind = RecordKind::kAtomic;
   uint64_t epoch = 0;
   uint64_t sequence = 0;
-  uint64_t offset = 0;   // byte offset in the LUN
-  uint32_t length = 0;   // payload bytes
-  uint32_t crc = 0;      // CRC32C of the header (crc field zero) and the payload
+  uint64_t offset = 0;  // byte offset in the LUN
+  uint32_t length = 0;  // payload bytes
+  uint32_t crc = 0;     // CRC32C of the header (crc field zero) and the payload
 };
 
 // Size a record occupies in the journal, header and padding included.
@@ -54,8 +54,8 @@ enum class Invalid { kNone, kMagic, kUnknownVersion, kKind, kLength, kChecksum }
 [[nodiscard]] bool CheckCrc(const RecordHeader& h, Bytes header, Bytes payload);
 
 struct Superblock {
-  uint64_t epoch = 0;            // records of the live journal carry this epoch
-  uint64_t applied_sequence = 0; // every record up to here is in the data file, durably
+  uint64_t epoch = 0;             // records of the live journal carry this epoch
+  uint64_t applied_sequence = 0;  // every record up to here is in the data file, durably
   uint64_t journal_size = 0;
   uint64_t lun_size = 0;
   uint32_t block_size = 0;

@@ -1,9 +1,9 @@
 #include "storage/journaled_store.h"
 
-#include "storage/journal_scan.h"
-
 #include <algorithm>
 #include <chrono>
+
+#include "storage/journal_scan.h"
 
 namespace untorn::storage {
 
@@ -24,7 +24,8 @@ Status JournaledStore::Open(const Options& options, std::unique_ptr<JournaledSto
     return Status::Error(Status::Code::kInvalid, "size must be a non-zero multiple of block size");
   }
   if (o.journal_bytes < 1 << 20 || o.journal_bytes % journal::kRecordAlign != 0) {
-    return Status::Error(Status::Code::kInvalid, "journal must be at least 1 MiB, in 512-byte units");
+    return Status::Error(Status::Code::kInvalid,
+                         "journal must be at least 1 MiB, in 512-byte units");
   }
   std::unique_ptr<File> data, jfile;
   if (Status s = o.fs->Open(o.data_path, true, o.read_only, &data); !s.ok()) return s;
@@ -45,12 +46,11 @@ Status JournaledStore::Open(const Options& options, std::unique_ptr<JournaledSto
     auto decoded = journal::DecodeSuperblock(b, &why);
     if (!decoded) return Status::Error(Status::Code::kIoError, super_path + ": " + why);
     if (decoded->lun_size != o.size_bytes || decoded->block_size != o.block_size) {
-      return Status::Error(Status::Code::kInvalid,
-                           super_path + " belongs to a LUN of " + std::to_string(decoded->lun_size) +
-                               " bytes in " + std::to_string(decoded->block_size) +
-                               "-byte blocks; the configuration says " +
-                               std::to_string(o.size_bytes) + " in " +
-                               std::to_string(o.block_size));
+      return Status::Error(
+          Status::Code::kInvalid,
+          super_path + " belongs to a LUN of " + std::to_string(decoded->lun_size) + " bytes in " +
+              std::to_string(decoded->block_size) + "-byte blocks; the configuration says " +
+              std::to_string(o.size_bytes) + " in " + std::to_string(o.block_size));
     }
     sb = *decoded;
     have_super = true;
@@ -82,7 +82,8 @@ Status JournaledStore::Open(const Options& options, std::unique_ptr<JournaledSto
     std::unique_lock lk(store->mu_);
     if (Status s = store->CheckpointLocked(lk); !s.ok()) return s;
   }
-  store->journal_sync_ = std::make_unique<GroupSync>(store->journal_.get(), store->last_sequence_ + 1);
+  store->journal_sync_ =
+      std::make_unique<GroupSync>(store->journal_.get(), store->last_sequence_ + 1);
   r->epoch = store->epoch_;
   r->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (o.background_checkpoint && !o.read_only) {
@@ -94,7 +95,10 @@ Status JournaledStore::Open(const Options& options, std::unique_ptr<JournaledSto
 
 JournaledStore::JournaledStore(const Options& o, std::unique_ptr<File> data,
                                std::unique_ptr<File> journal)
-    : options_(o), fs_(o.fs), data_(std::move(data)), journal_(std::move(journal)),
+    : options_(o),
+      fs_(o.fs),
+      data_(std::move(data)),
+      journal_(std::move(journal)),
       data_sync_(data_.get()) {}
 
 JournaledStore::~JournaledStore() {
@@ -184,7 +188,8 @@ void JournaledStore::BackgroundLoop() {
   while (!stopping_) {
     cv_.wait_for(lk, std::chrono::seconds(1), [&] { return stopping_ || checkpoint_wanted_; });
     if (stopping_ || failed_.load()) continue;
-    const bool full = position_ > static_cast<uint64_t>(options_.journal_bytes * options_.checkpoint_fill);
+    const bool full =
+        position_ > static_cast<uint64_t>(options_.journal_bytes * options_.checkpoint_fill);
     const bool old = position_ > 0 && std::chrono::steady_clock::now() - last > kCheckpointInterval;
     if (checkpoint_wanted_ || full || old) {
       (void)CheckpointLocked(lk);

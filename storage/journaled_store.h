@@ -39,21 +39,21 @@ namespace untorn::storage {
 class JournaledStore final : public BlockStore {
  public:
   struct Options {
-    std::string data_path;          // journal and superblock: data_path + ".journal" / ".super"
+    std::string data_path;  // journal and superblock: data_path + ".journal" / ".super"
     uint64_t size_bytes = 0;
     uint32_t block_size = 512;
     bool read_only = false;
     uint64_t journal_bytes = 64ull << 20;
-    FileSystem* fs = nullptr;       // default: the real file system
+    FileSystem* fs = nullptr;  // default: the real file system
     bool background_checkpoint = true;
-    double checkpoint_fill = 0.5;   // checkpoint in the background beyond this fill
+    double checkpoint_fill = 0.5;  // checkpoint in the background beyond this fill
   };
   struct RecoveryReport {
     uint64_t records_replayed = 0;
     uint64_t bytes_replayed = 0;
     uint64_t first_sequence = 0, last_sequence = 0;
-    uint64_t epoch = 0;             // epoch after recovery
-    std::string stop_reason;        // why the scan stopped
+    uint64_t epoch = 0;       // epoch after recovery
+    std::string stop_reason;  // why the scan stopped
     double seconds = 0;
   };
 
@@ -108,16 +108,16 @@ class JournaledStore final : public BlockStore {
   std::atomic<bool> failed_{false};
 
   std::mutex mu_;
-  std::condition_variable cv_;           // space freed, checkpoint done, in-flight drained
-  uint64_t epoch_ = 0;                   // guarded by mu_
-  uint64_t last_sequence_ = 0;           // guarded by mu_: last sequence reserved
-  uint64_t position_ = 0;                // guarded by mu_: next record offset in the journal
-  uint64_t in_flight_ = 0;               // guarded by mu_: reserved, not yet applied
-  bool checkpointing_ = false;           // guarded by mu_
-  bool checkpoint_wanted_ = false;       // guarded by mu_
-  bool stopping_ = false;                // guarded by mu_
+  std::condition_variable cv_;              // space freed, checkpoint done, in-flight drained
+  uint64_t epoch_ = 0;                      // guarded by mu_
+  uint64_t last_sequence_ = 0;              // guarded by mu_: last sequence reserved
+  uint64_t position_ = 0;                   // guarded by mu_: next record offset in the journal
+  uint64_t in_flight_ = 0;                  // guarded by mu_: reserved, not yet applied
+  bool checkpointing_ = false;              // guarded by mu_
+  bool checkpoint_wanted_ = false;          // guarded by mu_
+  bool stopping_ = false;                   // guarded by mu_
   std::map<uint64_t, uint64_t> journaled_;  // guarded by mu_: [begin, end) since checkpoint
-  uint64_t checkpoints_ = 0;             // guarded by mu_
+  uint64_t checkpoints_ = 0;                // guarded by mu_
   std::thread background_;
 };
 

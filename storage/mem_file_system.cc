@@ -207,8 +207,10 @@ std::unique_ptr<MemFileSystem> MemFileSystem::CrashState(size_t prefix, std::mt1
           if (p.truncate) {
             n.durable.resize(p.offset, 0);
           } else {
-            if (n.durable.size() < p.offset + p.data.size()) n.durable.resize(p.offset + p.data.size(), 0);
-            std::copy(p.data.begin(), p.data.end(), n.durable.begin() + static_cast<ptrdiff_t>(p.offset));
+            if (n.durable.size() < p.offset + p.data.size())
+              n.durable.resize(p.offset + p.data.size(), 0);
+            std::copy(p.data.begin(), p.data.end(),
+                      n.durable.begin() + static_cast<ptrdiff_t>(p.offset));
           }
         }
         n.pending.clear();
@@ -263,7 +265,8 @@ std::unique_ptr<MemFileSystem> MemFileSystem::CrashState(size_t prefix, std::mt1
         continue;
       }
       for (uint64_t off = p.offset; off < p.offset + p.data.size();) {
-        const uint64_t next = std::min<uint64_t>((off / sector + 1) * sector, p.offset + p.data.size());
+        const uint64_t next =
+            std::min<uint64_t>((off / sector + 1) * sector, p.offset + p.data.size());
         pieces.push_back({false, off, p.data.data() + (off - p.offset), next - off});
         off = next;
       }

@@ -73,14 +73,14 @@ class MemFileSystem final : public FileSystem {
   Status CheckSyncFault();
 
   std::mutex mu_;
-  std::map<uint64_t, Node> nodes_;           // guarded by mu_
-  std::map<std::string, uint64_t> names_;    // guarded by mu_
-  std::vector<Event> log_;                   // guarded by mu_
-  std::map<uint64_t, Node> base_nodes_;      // guarded by mu_: durable state the log starts from
+  std::map<uint64_t, Node> nodes_;              // guarded by mu_
+  std::map<std::string, uint64_t> names_;       // guarded by mu_
+  std::vector<Event> log_;                      // guarded by mu_
+  std::map<uint64_t, Node> base_nodes_;         // guarded by mu_: durable state the log starts from
   std::map<std::string, uint64_t> base_names_;  // guarded by mu_
-  uint64_t next_node_ = 1;                   // guarded by mu_
-  int syncs_left_ = -1;                      // guarded by mu_; -1 = never fail
-  bool fail_writes_ = false;                 // guarded by mu_
+  uint64_t next_node_ = 1;                      // guarded by mu_
+  int syncs_left_ = -1;                         // guarded by mu_; -1 = never fail
+  bool fail_writes_ = false;                    // guarded by mu_
 };
 
 }  // namespace untorn::storage

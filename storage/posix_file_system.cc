@@ -31,8 +31,8 @@ class PosixFile final : public File {
   Status PRead(uint64_t offset, std::span<uint8_t> out) override {
     size_t done = 0;
     while (done < out.size()) {
-      const ssize_t n = ::pread(fd_, out.data() + done, out.size() - done,
-                                static_cast<off_t>(offset + done));
+      const ssize_t n =
+          ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return Errno(Status::Code::kIoError, "pread " + path_);
       if (n == 0) {
@@ -47,8 +47,8 @@ class PosixFile final : public File {
   Status PWrite(uint64_t offset, std::span<const uint8_t> data) override {
     size_t done = 0;
     while (done < data.size()) {
-      const ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done,
-                                 static_cast<off_t>(offset + done));
+      const ssize_t n =
+          ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return Errno(Status::Code::kIoError, "pwrite " + path_);
       done += static_cast<size_t>(n);
@@ -109,8 +109,8 @@ class Posix final : public FileSystem {
  public:
   Status Open(const std::string& path, bool create, bool read_only,
               std::unique_ptr<File>* out) override {
-    const int flags = (read_only ? O_RDONLY : O_RDWR) | (create && !read_only ? O_CREAT : 0) |
-                      O_CLOEXEC;
+    const int flags =
+        (read_only ? O_RDONLY : O_RDWR) | (create && !read_only ? O_CREAT : 0) | O_CLOEXEC;
     const int fd = ::open(path.c_str(), flags, 0644);
     if (fd < 0) return Errno(Status::Code::kIoError, "open " + path);
     struct stat st {};

@@ -21,7 +21,6 @@ class RangeLock {
   };
 
  public:
-
   class Guard {
    public:
     Guard(Guard&& o) noexcept : lock_(o.lock_), it_(o.it_) { o.lock_ = nullptr; }

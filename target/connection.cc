@@ -2,7 +2,6 @@
 
 #include <openssl/rand.h>
 
-
 #include "protocol/framing.h"
 #include "protocol/scsi_pages.h"
 #include "protocol/text_keys.h"
@@ -13,9 +12,9 @@ namespace untorn::target {
 namespace asio = boost::asio;
 using asio::awaitable;
 using asio::use_awaitable;
+using protocol::kReservedTag;
 using protocol::Opcode;
 using protocol::Pdu;
-using protocol::kReservedTag;
 
 namespace {
 
@@ -260,9 +259,7 @@ void Connection::Send(const Pdu& pdu) {
   write_signal_.cancel_one();
 }
 
-protocol::SeqNumbers Connection::PeekStatus() const {
-  return {stat_sn_, exp_cmd_sn_, max_cmd_sn_};
-}
+protocol::SeqNumbers Connection::PeekStatus() const { return {stat_sn_, exp_cmd_sn_, max_cmd_sn_}; }
 
 protocol::SeqNumbers Connection::NextStatus() {
   UpdateWindow();
@@ -362,8 +359,8 @@ bool Connection::AcceptCmdSn(Pdu& pdu) {
     return false;
   }
   // Outside the window: silently ignored (RFC 7143 §4.2.2.1).
-  UNTORN_LOG_DEBUG("connection ", id_, ": CmdSN ", sn, " outside [", exp_cmd_sn_, ", ",
-                   max_cmd_sn_, "]; dropped");
+  UNTORN_LOG_DEBUG("connection ", id_, ": CmdSN ", sn, " outside [", exp_cmd_sn_, ", ", max_cmd_sn_,
+                   "]; dropped");
   return false;
 }
 
@@ -415,12 +412,23 @@ void Connection::Process(Pdu& pdu) {
     return;
   }
   switch (op) {
-    case Opcode::kNopOut: OnNopOut(pdu); break;
-    case Opcode::kScsiCommand: OnScsiCommand(pdu); break;
-    case Opcode::kTaskMgmtRequest: OnTaskManagement(pdu); break;
-    case Opcode::kTextRequest: OnText(pdu); break;
-    case Opcode::kLogoutRequest: OnLogout(pdu); break;
-    default: break;
+    case Opcode::kNopOut:
+      OnNopOut(pdu);
+      break;
+    case Opcode::kScsiCommand:
+      OnScsiCommand(pdu);
+      break;
+    case Opcode::kTaskMgmtRequest:
+      OnTaskManagement(pdu);
+      break;
+    case Opcode::kTextRequest:
+      OnText(pdu);
+      break;
+    case Opcode::kLogoutRequest:
+      OnLogout(pdu);
+      break;
+    default:
+      break;
   }
 }
 
@@ -441,9 +449,12 @@ std::vector<uint8_t> Connection::SendTargets(const std::string& which) const {
     // RFC 7143 §12.3: "All" in a discovery session lists every target, in a normal session
     // only the session's own; an empty value means the session's own; a name means that one.
     bool include = false;
-    if (which == "All") include = target_ == nullptr || target_ == t.get();
-    else if (which.empty()) include = target_ == t.get();
-    else include = which == c.iqn;
+    if (which == "All")
+      include = target_ == nullptr || target_ == t.get();
+    else if (which.empty())
+      include = target_ == t.get();
+    else
+      include = which == c.iqn;
     if (!include) continue;
     const auto& allowed = c.allowed_initiators;
     if (!allowed.empty() &&
@@ -455,9 +466,9 @@ std::vector<uint8_t> Connection::SendTargets(const std::string& which) const {
       std::string addr = p.advertise;
       if (addr.empty()) {
         const bool wildcard = p.host == "0.0.0.0" || p.host == "::" || p.host.empty();
-        addr = wildcard ? local_ : (p.host.find(':') != std::string::npos ? "[" + p.host + "]"
-                                                                          : p.host) +
-                                       ":" + std::to_string(p.port);
+        addr = wildcard ? local_
+                        : (p.host.find(':') != std::string::npos ? "[" + p.host + "]" : p.host) +
+                              ":" + std::to_string(p.port);
       }
       protocol::AppendTextKey(out, "TargetAddress", addr + ",1");
     }
@@ -506,8 +517,8 @@ void Connection::OnText(const Pdu& pdu) {
     }
     text_response_left_ = std::move(answer);
   }
-  const size_t chunk = std::min<size_t>(text_response_left_.size(),
-                                        params_.initiator_max_recv_data_segment);
+  const size_t chunk =
+      std::min<size_t>(text_response_left_.size(), params_.initiator_max_recv_data_segment);
   std::vector<uint8_t> part(text_response_left_.begin(),
                             text_response_left_.begin() + static_cast<ptrdiff_t>(chunk));
   text_response_left_.erase(text_response_left_.begin(),
@@ -523,9 +534,11 @@ void Connection::OnLogout(const Pdu& pdu) {
     Reject(protocol::RejectReason::kInvalidPduField, pdu);
     return;
   }
-  uint8_t response = 0;                               // closed successfully
-  if (l.reason != 0 && l.cid != cid_) response = 1;   // CID not found
-  else if (l.reason == 2) response = 2;               // connection recovery not supported
+  uint8_t response = 0;  // closed successfully
+  if (l.reason != 0 && l.cid != cid_)
+    response = 1;  // CID not found
+  else if (l.reason == 2)
+    response = 2;  // connection recovery not supported
   pending_logout_itt_ = l.itt;
   pending_logout_response_ = response;
   if (response == 0) {
@@ -543,8 +556,8 @@ void Connection::MaybeFinishLogout() {
       if (t.executing) return;  // answer once in-flight storage work is done
     }
   }
-  Send(protocol::EncodeLogoutResponse(*pending_logout_itt_, pending_logout_response_,
-                                      NextStatus()));
+  Send(
+      protocol::EncodeLogoutResponse(*pending_logout_itt_, pending_logout_response_, NextStatus()));
   if (pending_logout_response_ == 0) {
     CloseAfterFlush();
     if (!discovery_ && target_ != nullptr) {

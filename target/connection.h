@@ -11,9 +11,6 @@
 // and SCSI CHECK CONDITION (from the logical unit).
 #pragma once
 
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange unincluded
-
-#include <boost/asio.hpp>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -27,6 +24,7 @@
 
 #include "protocol/negotiation.h"
 #include "protocol/pdu.h"
+#include "target/asio.h"
 #include "target/login.h"
 #include "target/scsi_task.h"
 #include "target/server_context.h"

@@ -21,10 +21,10 @@ struct LogicalUnit::Command {
   int32_t service_action;  // -1: the opcode has no service actions
   const char* name;
   AccessKind access;
-  bool modifies_medium;   // refused on a write-protected LU
-  bool reports_ua;        // false for INQUIRY, REPORT LUNS, REQUEST SENSE (SAM-5 §5.14)
+  bool modifies_medium;  // refused on a write-protected LU
+  bool reports_ua;       // false for INQUIRY, REPORT LUNS, REQUEST SENSE (SAM-5 §5.14)
   bool allowed_under_reserve6;
-  Validator validate;     // nullptr: nothing to validate, no data-out
+  Validator validate;  // nullptr: nothing to validate, no data-out
   Runner run;
   uint8_t cdb_length;
   std::array<uint8_t, 16> usage;
@@ -53,13 +53,16 @@ constexpr std::array<uint8_t, 16> U16(uint8_t op, uint8_t b1) {
           0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07};
 }
 
-
 std::string SenseLabel(const std::optional<protocol::Sense>& s, ScsiStatus st) {
   switch (st) {
-    case ScsiStatus::kGood: return "good";
-    case ScsiStatus::kReservationConflict: return "reservation_conflict";
-    case ScsiStatus::kCheckCondition: break;
-    default: return "other";
+    case ScsiStatus::kGood:
+      return "good";
+    case ScsiStatus::kReservationConflict:
+      return "reservation_conflict";
+    case ScsiStatus::kCheckCondition:
+      break;
+    default:
+      return "other";
   }
   if (!s) return "check_condition";
   char buf[32];
@@ -73,7 +76,7 @@ std::string SenseLabel(const std::optional<protocol::Sense>& s, ScsiStatus st) {
 // The command table. A member function so that rows can name private handlers.
 std::span<const LogicalUnit::Command> LogicalUnit::Commands() {
   static const Command kCommands[] = {
-    // clang-format off
+      // clang-format off
     {op::kTestUnitReady, -1, "TEST UNIT READY", kAlways, false, true, false, nullptr, &C::RunTestUnitReady, 6, U6(0x00, 0, 0, 0, 0)},
     {op::kRequestSense, -1, "REQUEST SENSE", kAlways, false, false, true, nullptr, &C::RunRequestSense, 6, U6(0x03, 0x01, 0, 0, 0xff)},
     {op::kRead6, -1, "READ(6)", kRead, false, true, false, &C::ValidateBlockCommand, &C::RunRead, 6, U6(0x08, 0x1f, 0xff, 0xff, 0xff)},
@@ -117,11 +120,10 @@ std::span<const LogicalUnit::Command> LogicalUnit::Commands() {
     {op::kWrite12, -1, "WRITE(12)", kWrite, true, true, false, &C::ValidateBlockCommand, &C::RunWrite, 12, U12(0xaa, 0x18)},
     {op::kWriteAndVerify12, -1, "WRITE AND VERIFY(12)", kWrite, true, true, false, &C::ValidateBlockCommand, &C::RunWriteAndVerify, 12, U12(0xae, 0x12)},
     {op::kVerify12, -1, "VERIFY(12)", kRead, false, true, false, &C::ValidateBlockCommand, &C::RunVerify, 12, U12(0xaf, 0x16)},
-    // clang-format on
-};
+      // clang-format on
+  };
   return kCommands;
 }
-
 
 LogicalUnit::LogicalUnit(const config::Lun& lun, const std::string& target_iqn,
                          std::unique_ptr<storage::BlockStore> store, Metrics* metrics)
@@ -206,8 +208,7 @@ void LogicalUnit::Reset(const Nexus& by) {
 }
 
 storage::Durability LogicalUnit::DurabilityFor(bool fua) const {
-  return fua || !WriteCacheEnabled() ? storage::Durability::kDurable
-                                     : storage::Durability::kCached;
+  return fua || !WriteCacheEnabled() ? storage::Durability::kDurable : storage::Durability::kCached;
 }
 
 std::optional<ScsiOutcome> LogicalUnit::CheckLbaRange(uint64_t lba, uint64_t blocks) const {
@@ -233,10 +234,10 @@ CommandPlan LogicalUnit::Prepare(const Nexus& nexus, Bytes cdb) {
     bool conflict = false;
     {
       std::lock_guard lk(state_mu_);
-      conflict = (reserve6_holder_ && *reserve6_holder_ != nexus.id &&
-                  !c->allowed_under_reserve6) ||
-                 pr_.Conflicts(nexus.id, c->access) ||
-                 (c->opcode == op::kReserve6 && pr_.HasReservation());
+      conflict =
+          (reserve6_holder_ && *reserve6_holder_ != nexus.id && !c->allowed_under_reserve6) ||
+          pr_.Conflicts(nexus.id, c->access) ||
+          (c->opcode == op::kReserve6 && pr_.HasReservation());
     }
     if (conflict) {
       plan.done = ScsiOutcome::WithStatus(ScsiStatus::kReservationConflict);
@@ -249,7 +250,9 @@ CommandPlan LogicalUnit::Prepare(const Nexus& nexus, Bytes cdb) {
   if (plan.done) {
     const char* name = c ? c->name : "UNSUPPORTED";
     metrics_->Add("untorn_scsi_commands_total",
-                  {{"target", labels_.at("target")}, {"lun", labels_.at("lun")}, {"command", name},
+                  {{"target", labels_.at("target")},
+                   {"lun", labels_.at("lun")},
+                   {"command", name},
                    {"outcome", SenseLabel(plan.done->sense, plan.done->status)}},
                   "SCSI commands by command and outcome");
   }
@@ -266,7 +269,9 @@ ScsiOutcome LogicalUnit::Execute(const Nexus& nexus, Bytes cdb, std::vector<uint
 
 void LogicalUnit::Count(const Command& c, const ScsiOutcome& o) {
   metrics_->Add("untorn_scsi_commands_total",
-                {{"target", labels_.at("target")}, {"lun", labels_.at("lun")}, {"command", c.name},
+                {{"target", labels_.at("target")},
+                 {"lun", labels_.at("lun")},
+                 {"command", c.name},
                  {"outcome", SenseLabel(o.sense, o.status)}},
                 "SCSI commands by command and outcome");
 }
@@ -366,9 +371,12 @@ std::vector<uint8_t> LogicalUnit::SupportedOpcodes(Bytes cdb,
 ScsiOutcome OutcomeFromStorage(const storage::Status& s, bool writing) {
   using Code = storage::Status::Code;
   switch (s.code()) {
-    case Code::kOk: return ScsiOutcome::Good();
-    case Code::kOutOfRange: return ScsiOutcome::Check(sense::LbaOutOfRange());
-    case Code::kInvalid: return ScsiOutcome::Check(sense::InvalidFieldInCdb(0));
+    case Code::kOk:
+      return ScsiOutcome::Good();
+    case Code::kOutOfRange:
+      return ScsiOutcome::Check(sense::LbaOutOfRange());
+    case Code::kInvalid:
+      return ScsiOutcome::Check(sense::InvalidFieldInCdb(0));
     case Code::kIoError:
       UNTORN_LOG_ERROR("storage: ", s.message());
       return ScsiOutcome::Check(writing ? sense::WriteError() : sense::UnrecoveredReadError());

@@ -45,7 +45,7 @@ class LogicalUnit {
                                     std::vector<uint8_t> data_out);
 
   // Task management and nexus life cycle.
-  void Reset(const Nexus& by);      // LOGICAL UNIT RESET / target reset: UA to every other nexus
+  void Reset(const Nexus& by);         // LOGICAL UNIT RESET / target reset: UA to every other nexus
   void NexusLost(const Nexus& nexus);  // session ended: drops RESERVE(6) reservations it held
   void AddNexus(const Nexus& nexus);   // new I_T nexus: POWER ON/RESET unit attention pending
   // Unit attention to every nexus except `except` (0 = all).
@@ -64,8 +64,7 @@ class LogicalUnit {
   // Validation (no I/O) returns nullopt to go on, or the outcome to answer with.
   using Validator = std::optional<ScsiOutcome> (LogicalUnit::*)(const Nexus&, protocol::Bytes,
                                                                 CommandPlan&);
-  using Runner = ScsiOutcome (LogicalUnit::*)(const Nexus&, protocol::Bytes,
-                                              std::vector<uint8_t>&);
+  using Runner = ScsiOutcome (LogicalUnit::*)(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
   friend struct Command;
 
   [[nodiscard]] static std::span<const Command> Commands();
@@ -130,9 +129,9 @@ class LogicalUnit {
 
   std::mutex state_mu_;
   std::map<uint64_t, std::deque<protocol::Sense>> unit_attentions_;  // guarded by state_mu_
-  std::optional<uint64_t> reserve6_holder_;                         // guarded by state_mu_
-  PersistentReservations pr_;                                       // guarded by state_mu_
-  std::map<uint64_t, std::string> transport_ids_;                   // guarded by state_mu_
+  std::optional<uint64_t> reserve6_holder_;                          // guarded by state_mu_
+  PersistentReservations pr_;                                        // guarded by state_mu_
+  std::map<uint64_t, std::string> transport_ids_;                    // guarded by state_mu_
 };
 
 // Maps a storage failure to the SCSI answer (SBC-4 §4.18); the one place this happens.

@@ -16,8 +16,7 @@ constexpr uint32_t kMaxLoginPdus = 16;  // bounds a login that never converges
 constexpr size_t kChapChallengeLength = 32;
 
 bool IsIdentityKey(const std::string& k) {
-  return k == "InitiatorName" || k == "TargetName" || k == "SessionType" ||
-         k == "InitiatorAlias";
+  return k == "InitiatorName" || k == "TargetName" || k == "SessionType" || k == "InitiatorAlias";
 }
 bool IsSecurityKey(const std::string& k) { return k == "AuthMethod" || k.rfind("CHAP_", 0) == 0; }
 bool IsTargetDeclaredKey(const std::string& k) {
@@ -34,8 +33,7 @@ const std::string* Find(const KeyList& keys, const char* name) {
 }  // namespace
 
 Login::Login(Environment env)
-    : env_(std::move(env)),
-      negotiator_([&] {
+    : env_(std::move(env)), negotiator_([&] {
         protocol::TargetCapabilities caps;
         const config::Limits& l = env_.config->limits;
         caps.max_recv_data_segment = l.max_recv_data_segment_length;
@@ -174,8 +172,8 @@ bool Login::Security(const KeyList& keys, KeyList* answers, LoginStatus* status,
     return false;
   }
   const auto response = protocol::ParseBinary(*chap_r);
-  const std::vector<uint8_t> expected = protocol::ChapResponse(
-      chap_algorithm_, chap_id_, target_->chap->secret, chap_challenge_);
+  const std::vector<uint8_t> expected =
+      protocol::ChapResponse(chap_algorithm_, chap_id_, target_->chap->secret, chap_challenge_);
   const bool name_ok = *chap_n == target_->chap->username;
   const bool response_ok = response && protocol::ConstantTimeEqual(*response, expected);
   if (!name_ok || !response_ok) {
@@ -203,10 +201,9 @@ bool Login::Security(const KeyList& keys, KeyList* answers, LoginStatus* status,
       return false;
     }
     answers->push_back({"CHAP_N", target_->mutual_chap->username});
-    answers->push_back(
-        {"CHAP_R", protocol::EncodeHex(protocol::ChapResponse(
-                       chap_algorithm_, static_cast<uint8_t>(*id), target_->mutual_chap->secret,
-                       *challenge))});
+    answers->push_back({"CHAP_R", protocol::EncodeHex(protocol::ChapResponse(
+                                      chap_algorithm_, static_cast<uint8_t>(*id),
+                                      target_->mutual_chap->secret, *challenge))});
   }
   auth_ = Auth::kDone;
   return true;

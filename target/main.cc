@@ -72,33 +72,42 @@ int main(int argc, char** argv) {
       for (size_t t = 0; t < c.targets.size(); ++t) {
         for (size_t l = 0; l < c.targets[t].luns.size(); ++l) {
           const auto& lun = c.targets[t].luns[l];
-          const auto u = untorn::config::LinuxAtomicView(lun.atomic, lun.block_size,
-                                                         lun.physical_block_size);
-          std::printf("targets[%zu].luns[%zu]: %s linux_atomic_unit_min=%llu linux_atomic_unit_max=%llu%s%s\n",
-                      t, l, c.targets[t].iqn.c_str(),
-                      static_cast<unsigned long long>(uint64_t{u.unit_min} * lun.block_size),
-                      static_cast<unsigned long long>(uint64_t{u.unit_max} * lun.block_size),
-                      u.reason.empty() ? "" : " off: ", u.reason.c_str());
+          const auto u =
+              untorn::config::LinuxAtomicView(lun.atomic, lun.block_size, lun.physical_block_size);
+          std::printf(
+              "targets[%zu].luns[%zu]: %s linux_atomic_unit_min=%llu "
+              "linux_atomic_unit_max=%llu%s%s\n",
+              t, l, c.targets[t].iqn.c_str(),
+              static_cast<unsigned long long>(uint64_t{u.unit_min} * lun.block_size),
+              static_cast<unsigned long long>(uint64_t{u.unit_max} * lun.block_size),
+              u.reason.empty() ? "" : " off: ", u.reason.c_str());
         }
       }
       return 0;
     }
     bool ok = true;
-    if (arg == "--config") ok = value(&config_file);
-    else if (arg == "--listen") ok = value(&listen);
-    else if (arg == "--advertise") ok = value(&advertise);
-    else if (arg == "--data-dir") ok = value(&data_dir);
-    else if (arg == "--metrics") ok = value(&metrics);
-    else if (arg == "--log-level") ok = value(&log_level);
-    else return Usage(("unknown option " + arg).c_str());
+    if (arg == "--config")
+      ok = value(&config_file);
+    else if (arg == "--listen")
+      ok = value(&listen);
+    else if (arg == "--advertise")
+      ok = value(&advertise);
+    else if (arg == "--data-dir")
+      ok = value(&data_dir);
+    else if (arg == "--metrics")
+      ok = value(&metrics);
+    else if (arg == "--log-level")
+      ok = value(&log_level);
+    else
+      return Usage(("unknown option " + arg).c_str());
     if (!ok) return Usage((arg + " needs a value").c_str());
   }
 
   Config config;
   std::string error;
-  const bool loaded = config_file.empty()
-                          ? untorn::config::Parse(untorn::config::EmbeddedDefault(), &config, &error)
-                          : untorn::config::LoadFile(config_file, &config, &error);
+  const bool loaded = config_file.empty() ? untorn::config::Parse(untorn::config::EmbeddedDefault(),
+                                                                  &config, &error)
+                                          : untorn::config::LoadFile(config_file, &config, &error);
   if (!loaded) {
     std::fprintf(stderr, "untornd: %s\n", error.c_str());
     return 1;

@@ -28,8 +28,8 @@ std::string RenderLabels(const Metrics::Labels& labels) {
 
 }  // namespace
 
-std::atomic<int64_t>& Metrics::Get(const std::string& name, const Labels& labels,
-                                   const char* help, bool gauge) {
+std::atomic<int64_t>& Metrics::Get(const std::string& name, const Labels& labels, const char* help,
+                                   bool gauge) {
   std::lock_guard lk(mu_);
   Family& f = families_[name];
   if (f.help.empty()) {

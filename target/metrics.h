@@ -6,10 +6,10 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <vector>
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace untorn::target {
 
@@ -41,7 +41,7 @@ class Metrics {
     std::map<std::string, std::atomic<int64_t>> series;  // key: rendered label set
   };
   std::mutex mu_;
-  std::map<std::string, Family> families_;  // guarded by mu_
+  std::map<std::string, Family> families_;                 // guarded by mu_
   std::vector<std::function<void(Metrics&)>> collectors_;  // fixed after start
 };
 

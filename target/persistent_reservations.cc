@@ -46,7 +46,8 @@ void PersistentReservations::Unregister(uint64_t nexus, Result* r) {
   if (AllRegistrants() ? keys_.empty() : holder_ == nexus) {
     // A released registrants-only reservation is announced to the remaining registrants.
     if (RegistrantsType(type_) && !AllRegistrants()) {
-      for (const auto& [n, k] : keys_) r->unit_attentions.push_back({n, sense::ReservationsReleased()});
+      for (const auto& [n, k] : keys_)
+        r->unit_attentions.push_back({n, sense::ReservationsReleased()});
     }
     type_ = 0;
     holder_ = 0;
@@ -165,8 +166,8 @@ PersistentReservations::Result PersistentReservations::Out(uint64_t nexus, proto
           }
         }
       };
-      const bool preempts_holder =
-          type_ != 0 && !AllRegistrants() && keys_.count(holder_) != 0 && keys_.at(holder_) == sa_key;
+      const bool preempts_holder = type_ != 0 && !AllRegistrants() && keys_.count(holder_) != 0 &&
+                                   keys_.at(holder_) == sa_key;
       if (AllRegistrants() && sa_key == 0) {
         // Every other registration goes; the preempter holds a new reservation.
         for (auto p = keys_.begin(); p != keys_.end();) {
@@ -226,8 +227,8 @@ std::optional<std::vector<uint8_t>> PersistentReservations::In(
     case 0x02: {  // REPORT CAPABILITIES
       std::vector<uint8_t> b(8, 0);
       StoreBe16(b, 0, 8);
-      b[2] = 0x00;                    // CRH 0, SIP_C 0, ATP_C 0, PTPL_C 0
-      b[3] = 0x80;                    // TMV: the type mask is valid
+      b[2] = 0x00;  // CRH 0, SIP_C 0, ATP_C 0, PTPL_C 0
+      b[3] = 0x80;  // TMV: the type mask is valid
       b[4] = 0x80 | 0x40 | 0x20 | 0x08 | 0x02;
       b[5] = 0x01;
       return b;

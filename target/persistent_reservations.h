@@ -28,8 +28,8 @@ class PersistentReservations {
   static constexpr uint8_t kExclusiveAccessAllRegistrants = 8;
 
   struct Result {
-    bool conflict = false;                       // answer RESERVATION CONFLICT
-    std::optional<protocol::Sense> sense;        // or CHECK CONDITION with this sense
+    bool conflict = false;                 // answer RESERVATION CONFLICT
+    std::optional<protocol::Sense> sense;  // or CHECK CONDITION with this sense
     std::vector<std::pair<uint64_t, protocol::Sense>> unit_attentions;  // to other nexuses
   };
 

@@ -48,10 +48,10 @@ ScsiOutcome Miscompare(uint32_t offset) {
 std::optional<ScsiOutcome> LogicalUnit::ValidateAtomicLimits(const BlockCdb& c) const {
   const protocol::AtomicLimits& a = disk_.atomic;
   const auto reject = [&](const char* reason, protocol::Sense s) {
-    metrics_->Add("untorn_atomic_writes_rejected_total",
-                  {{"target", labels_.at("target")}, {"lun", labels_.at("lun")},
-                   {"reason", reason}},
-                  "WRITE ATOMIC(16) commands refused, by reason");
+    metrics_->Add(
+        "untorn_atomic_writes_rejected_total",
+        {{"target", labels_.at("target")}, {"lun", labels_.at("lun")}, {"reason", reason}},
+        "WRITE ATOMIC(16) commands refused, by reason");
     return std::optional<ScsiOutcome>(ScsiOutcome::Check(std::move(s)));
   };
   if (c.atomic_boundary == 0) {
@@ -85,17 +85,18 @@ std::optional<ScsiOutcome> LogicalUnit::ValidateBlockCommand(const Nexus&, Bytes
   // No protection information: any non-zero xxPROTECT is an invalid field (SBC-4 §4.22).
   if (c.wrprotect != 0) {
     if (c.opcode == op::kWriteAtomic16) {
-      metrics_->Add("untorn_atomic_writes_rejected_total",
-                    {{"target", labels_.at("target")}, {"lun", labels_.at("lun")},
-                     {"reason", "wrprotect"}},
-                    "WRITE ATOMIC(16) commands refused, by reason");
+      metrics_->Add(
+          "untorn_atomic_writes_rejected_total",
+          {{"target", labels_.at("target")}, {"lun", labels_.at("lun")}, {"reason", "wrprotect"}},
+          "WRITE ATOMIC(16) commands refused, by reason");
     }
     return ScsiOutcome::Check(sense::InvalidFieldInCdb(1, 7));
   }
   if (IsWriteSame(c.opcode)) {
     if (c.byte1 & 0x10) return ScsiOutcome::Check(sense::InvalidFieldInCdb(1, 4));  // ANCHOR
     if ((c.byte1 & 0x08) && !disk_.thin) return ScsiOutcome::Check(sense::InvalidFieldInCdb(1, 3));
-    if (c.blocks == 0) return ScsiOutcome::Check(sense::InvalidFieldInCdb(c.length_offset));  // WSNZ
+    if (c.blocks == 0)
+      return ScsiOutcome::Check(sense::InvalidFieldInCdb(c.length_offset));  // WSNZ
   }
   if (IsVerify(c.opcode) && ByteCheck(c) == 2) {
     return ScsiOutcome::Check(sense::InvalidFieldInCdb(1, 2));
@@ -115,7 +116,8 @@ std::optional<ScsiOutcome> LogicalUnit::ValidateBlockCommand(const Nexus&, Bytes
   if (CheckLbaRange(c.lba, c.blocks)) {
     if (c.opcode == op::kWriteAtomic16) {
       metrics_->Add("untorn_atomic_writes_rejected_total",
-                    {{"target", labels_.at("target")}, {"lun", labels_.at("lun")},
+                    {{"target", labels_.at("target")},
+                     {"lun", labels_.at("lun")},
                      {"reason", "lba_out_of_range"}},
                     "WRITE ATOMIC(16) commands refused, by reason");
     }
@@ -157,7 +159,8 @@ std::optional<ScsiOutcome> LogicalUnit::ValidateBlockCommand(const Nexus&, Bytes
       out = (c.opcode == op::kWriteSame16 && (c.byte1 & 0x01)) ? 0 : bs;  // NDOB
       break;
     default:
-      if (IsVerify(c.opcode)) out = ByteCheck(c) == 1 ? uint64_t{c.blocks} * bs : ByteCheck(c) == 3 ? bs : 0;
+      if (IsVerify(c.opcode))
+        out = ByteCheck(c) == 1 ? uint64_t{c.blocks} * bs : ByteCheck(c) == 3 ? bs : 0;
       break;
   }
   plan.data_out_length = static_cast<uint32_t>(out);
@@ -293,8 +296,8 @@ ScsiOutcome LogicalUnit::RunWriteSame(const Nexus&, Bytes cdb, std::vector<uint8
   }
   for (uint64_t done = 0; done < c.blocks;) {
     const uint64_t n = std::min<uint64_t>(kChunkBlocks, c.blocks - done);
-    storage::Status s = store_->Write((c.lba + done) * bs, Bytes(chunk).first(n * bs),
-                                      DurabilityFor(false));
+    storage::Status s =
+        store_->Write((c.lba + done) * bs, Bytes(chunk).first(n * bs), DurabilityFor(false));
     if (!s.ok()) return OutcomeFromStorage(s, true);
     done += n;
   }
@@ -336,7 +339,8 @@ ScsiOutcome LogicalUnit::RunUnmap(const Nexus&, Bytes, std::vector<uint8_t>& par
     if (n == 0) continue;
     if (CheckLbaRange(lba, n)) return ScsiOutcome::Check(sense::LbaOutOfRange());
     if (n > disk_.max_unmap_lba_count) {
-      return ScsiOutcome::Check(sense::InvalidFieldInParameterList(static_cast<uint16_t>(16 + 16 * i)));
+      return ScsiOutcome::Check(
+          sense::InvalidFieldInParameterList(static_cast<uint16_t>(16 + 16 * i)));
     }
   }
   for (size_t i = 0; i < count; ++i) {
@@ -374,8 +378,7 @@ ScsiOutcome LogicalUnit::RunGetLbaStatus(const Nexus&, Bytes cdb, std::vector<ui
   return ScsiOutcome::Data(std::move(b));
 }
 
-std::optional<ScsiOutcome> LogicalUnit::ValidateWriteAtomic32(const Nexus&, Bytes,
-                                                              CommandPlan&) {
+std::optional<ScsiOutcome> LogicalUnit::ValidateWriteAtomic32(const Nexus&, Bytes, CommandPlan&) {
   // Variable-length CDBs: only WRITE ATOMIC(32) would be ours, and SBC-4 §5.49 processes it only
   // with type 2 protection information, which this LU does not have: unsupported service action.
   // The same answer covers every other service action of 7Fh.

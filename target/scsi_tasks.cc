@@ -11,10 +11,10 @@
 namespace untorn::target {
 
 namespace asio = boost::asio;
+using protocol::kReservedTag;
 using protocol::Pdu;
 using protocol::ScsiStatus;
 using protocol::TmfResponse;
-using protocol::kReservedTag;
 namespace sense = protocol::sense;
 
 void Connection::OnScsiCommand(const Pdu& pdu) {
@@ -28,8 +28,9 @@ void Connection::OnScsiCommand(const Pdu& pdu) {
     return;
   }
   const auto immediate = static_cast<uint32_t>(pdu.data.size());
-  if (immediate > 0 && (!cmd->write || !params_.immediate_data ||
-                        immediate > params_.first_burst_length || immediate > cmd->expected_length)) {
+  if (immediate > 0 &&
+      (!cmd->write || !params_.immediate_data || immediate > params_.first_burst_length ||
+       immediate > cmd->expected_length)) {
     Reject(protocol::RejectReason::kProtocolError, pdu);
     return;
   }
@@ -42,10 +43,10 @@ void Connection::OnScsiCommand(const Pdu& pdu) {
   t.read = cmd->read;
   t.write = cmd->write;
   t.cdb = cmd->cdb;
-  ctx_.metrics->Add("untorn_iscsi_commands_total",
-                    {{"target", target_->config->iqn},
-                     {"opcode", std::to_string(static_cast<int>(t.cdb[0]))}},
-                    "SCSI Command PDUs received, by SCSI opcode");
+  ctx_.metrics->Add(
+      "untorn_iscsi_commands_total",
+      {{"target", target_->config->iqn}, {"opcode", std::to_string(static_cast<int>(t.cdb[0]))}},
+      "SCSI Command PDUs received, by SCSI opcode");
 
   if (tasks_.size() >= ctx_.config->limits.max_outstanding_commands) {
     SendScsiResult(t, ScsiOutcome::WithStatus(ScsiStatus::kTaskSetFull));
@@ -83,8 +84,8 @@ void Connection::OnScsiCommand(const Pdu& pdu) {
     const uint32_t take = std::min(immediate, t.want);
     std::copy_n(pdu.data.begin(), take, t.data.begin());
     t.received = take;
-    t.unsolicited_end = params_.initial_r2t ? immediate
-                                            : std::min(params_.first_burst_length, t.edtl);
+    t.unsolicited_end =
+        params_.initial_r2t ? immediate : std::min(params_.first_burst_length, t.edtl);
     t.unsolicited_open = t.unsolicited_end > immediate && !cmd->final;
     t.next_r2t_offset = std::min(t.unsolicited_end, t.want);
   }
@@ -170,16 +171,15 @@ void Connection::MaybeDispatch(Task& t) {
 void Connection::Dispatch(Task& t) {
   t.executing = true;
   in_flight_.fetch_add(1);
-  asio::post(*ctx_.storage_pool,
-             [self = shared_from_this(), lu = t.lu, nexus = nexus_, cdb = t.cdb,
-              data = std::move(t.data), itt = t.itt, serial = t.serial]() mutable {
-               ScsiOutcome o = lu->Execute(nexus, cdb, std::move(data));
-               asio::post(self->socket_.get_executor(),
-                          [self, itt, serial, o = std::move(o)]() mutable {
-                            self->in_flight_.fetch_sub(1);
-                            self->Complete(itt, serial, std::move(o));
-                          });
-             });
+  asio::post(
+      *ctx_.storage_pool, [self = shared_from_this(), lu = t.lu, nexus = nexus_, cdb = t.cdb,
+                           data = std::move(t.data), itt = t.itt, serial = t.serial]() mutable {
+        ScsiOutcome o = lu->Execute(nexus, cdb, std::move(data));
+        asio::post(self->socket_.get_executor(), [self, itt, serial, o = std::move(o)]() mutable {
+          self->in_flight_.fetch_sub(1);
+          self->Complete(itt, serial, std::move(o));
+        });
+      });
 }
 
 void Connection::Complete(uint32_t itt, uint64_t serial, ScsiOutcome outcome) {
@@ -339,9 +339,8 @@ void Connection::OnTaskManagement(const Pdu& pdu) {
       break;
     case protocol::TmfFunction::kClearAca:
     case protocol::TmfFunction::kTaskReassign:
-      tmf.response = fn == protocol::TmfFunction::kTaskReassign
-                         ? TmfResponse::kReassignNotSupported
-                         : TmfResponse::kNotSupported;
+      tmf.response = fn == protocol::TmfFunction::kTaskReassign ? TmfResponse::kReassignNotSupported
+                                                                : TmfResponse::kNotSupported;
       break;
     default:
       tmf.response = TmfResponse::kRejected;

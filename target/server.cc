@@ -147,8 +147,7 @@ bool Server::Open() {
       p.advertise.replace(p.advertise.size() - 1, 1, std::to_string(port));  // HOST:0 = this port
     }
     for (const auto& t : config_.targets) {
-      UNTORN_LOG_INFO("listening on ", p.host, ":", port, " for ", t.iqn,
-                      t.chap ? " (CHAP)" : "");
+      UNTORN_LOG_INFO("listening on ", p.host, ":", port, " for ", t.iqn, t.chap ? " (CHAP)" : "");
     }
     acceptors_.push_back(std::move(acceptor));
   }
@@ -183,8 +182,8 @@ bool Server::Open() {
 awaitable<void> Server::Accept(tcp::acceptor& acceptor) {
   while (!stopping_) {
     boost::system::error_code ec;
-    tcp::socket socket =
-        co_await acceptor.async_accept(asio::make_strand(io_), asio::redirect_error(use_awaitable, ec));
+    tcp::socket socket = co_await acceptor.async_accept(asio::make_strand(io_),
+                                                        asio::redirect_error(use_awaitable, ec));
     if (ec) {
       if (stopping_ || ec == asio::error::operation_aborted) break;
       UNTORN_LOG_WARN("accept: ", ec.message());
@@ -230,10 +229,9 @@ awaitable<void> Server::MetricsClient(tcp::socket socket) {
     } else {
       status = "404 Not Found";
     }
-    const std::string response = "HTTP/1.1 " + status +
-                                 "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
-                                 std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
-                                 body;
+    const std::string response =
+        "HTTP/1.1 " + status + "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
     co_await asio::async_write(socket, asio::buffer(response), use_awaitable);
   } catch (const std::exception&) {
     // Client went away or sent an oversized request: nothing to answer.

@@ -6,9 +6,6 @@
 // and a storage pool of config.io_threads threads for blocking I/O.
 #pragma once
 
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange unincluded
-
-#include <boost/asio.hpp>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -16,6 +13,7 @@
 
 #include "config/config.h"
 #include "storage/block_store.h"
+#include "target/asio.h"
 #include "target/metrics.h"
 #include "target/server_context.h"
 #include "target/target_runtime.h"

@@ -1,14 +1,12 @@
 // What every connection shares with the server. Owned by Server; outlives all connections.
 #pragma once
 
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange unincluded
-
-#include <boost/asio/thread_pool.hpp>
 #include <atomic>
 #include <memory>
 #include <vector>
 
 #include "config/config.h"
+#include "target/asio.h"
 #include "target/metrics.h"
 #include "target/target_runtime.h"
 
@@ -20,7 +18,7 @@ struct ServerContext {
   SessionRegistry* sessions = nullptr;
   Metrics* metrics = nullptr;
   boost::asio::thread_pool* storage_pool = nullptr;  // blocking storage work runs here
-  std::atomic<int>* connections = nullptr;          // live connection count
+  std::atomic<int>* connections = nullptr;           // live connection count
 
   [[nodiscard]] TargetRuntime* FindTarget(const config::Target* t) const {
     for (const auto& r : *targets) {

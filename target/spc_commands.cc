@@ -45,8 +45,8 @@ std::vector<uint8_t> ControlPage(bool changeable) {
   p[0] = 0x0a;
   p[1] = 0x0a;
   if (!changeable) {
-    p[3] = 0x10;  // QUEUE ALGORITHM MODIFIER 1: unrestricted reordering
-    p[5] = 0x40;  // TAS: aborted tasks of other nexuses get TASK ABORTED
+    p[3] = 0x10;                        // QUEUE ALGORITHM MODIFIER 1: unrestricted reordering
+    p[5] = 0x40;                        // TAS: aborted tasks of other nexuses get TASK ABORTED
     protocol::StoreBe16(p, 8, 0xffff);  // BUSY TIMEOUT PERIOD: unlimited
   }
   return p;
@@ -122,9 +122,12 @@ std::vector<uint8_t> LogicalUnit::ModePages(uint8_t pc, uint8_t page, uint8_t su
     return {};
   }
   switch (page) {
-    case 0x01: return ErrorRecoveryPage(changeable);
-    case 0x08: return CachingPage(wce, changeable);
-    case 0x0a: return ControlPage(changeable);
+    case 0x01:
+      return ErrorRecoveryPage(changeable);
+    case 0x08:
+      return CachingPage(wce, changeable);
+    case 0x0a:
+      return ControlPage(changeable);
     case 0x3f: {
       std::vector<uint8_t> all = ErrorRecoveryPage(changeable);
       auto c = CachingPage(wce, changeable);
@@ -162,9 +165,10 @@ ScsiOutcome LogicalUnit::RunModeSense(const Nexus&, Bytes cdb, std::vector<uint8
       protocol::StoreBe32(desc, 12, disk_.block_size);
     } else {
       desc.assign(8, 0);
-      protocol::StoreBe32(desc, 0, disk_.block_count > 0xffffffffULL
-                                       ? 0xffffffffu
-                                       : static_cast<uint32_t>(disk_.block_count));
+      protocol::StoreBe32(desc, 0,
+                          disk_.block_count > 0xffffffffULL
+                              ? 0xffffffffu
+                              : static_cast<uint32_t>(disk_.block_count));
       protocol::StoreBe24(desc, 5, disk_.block_size);
     }
   }

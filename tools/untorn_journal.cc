@@ -46,7 +46,8 @@ bool ReadSuper(const std::string& data, journal::Superblock* sb, std::string* wh
 }
 
 // Scans exactly as recovery does, printing each record it would replay.
-uint64_t Scan(const std::string& data, const journal::Superblock& sb, bool print, std::string* stop) {
+uint64_t Scan(const std::string& data, const journal::Superblock& sb, bool print,
+              std::string* stop) {
   auto* fs = untorn::storage::PosixFileSystem();
   std::unique_ptr<File> j;
   if (!fs->Open(JournaledStore::JournalPath(data), false, true, &j).ok()) {
@@ -58,12 +59,12 @@ uint64_t Scan(const std::string& data, const journal::Superblock& sb, bool print
       *j, sb, sb.lun_size,
       [&](const journal::RecordHeader& h, uint64_t pos, untorn::protocol::Bytes) {
         if (print) {
-          std::printf("record %llu at %llu: %s, %u bytes to LUN offset %llu (block %llu)\n",
-                      static_cast<unsigned long long>(h.sequence),
-                      static_cast<unsigned long long>(pos),
-                      h.kind == journal::RecordKind::kAtomic ? "atomic" : "ordered", h.length,
-                      static_cast<unsigned long long>(h.offset),
-                      static_cast<unsigned long long>(h.offset / (sb.block_size ? sb.block_size : 512)));
+          std::printf(
+              "record %llu at %llu: %s, %u bytes to LUN offset %llu (block %llu)\n",
+              static_cast<unsigned long long>(h.sequence), static_cast<unsigned long long>(pos),
+              h.kind == journal::RecordKind::kAtomic ? "atomic" : "ordered", h.length,
+              static_cast<unsigned long long>(h.offset),
+              static_cast<unsigned long long>(h.offset / (sb.block_size ? sb.block_size : 512)));
         }
         return untorn::storage::Status::Ok();
       },
@@ -86,12 +87,13 @@ int main(int argc, char** argv) {
     }
     std::string stop;
     const uint64_t n = Scan(data, sb, cmd == "dump", &stop);
-    std::printf("superblock: epoch %llu, applied sequence %llu, journal %llu bytes, LUN %llu bytes "
-                "in %u-byte blocks\n",
-                static_cast<unsigned long long>(sb.epoch),
-                static_cast<unsigned long long>(sb.applied_sequence),
-                static_cast<unsigned long long>(sb.journal_size),
-                static_cast<unsigned long long>(sb.lun_size), sb.block_size);
+    std::printf(
+        "superblock: epoch %llu, applied sequence %llu, journal %llu bytes, LUN %llu bytes "
+        "in %u-byte blocks\n",
+        static_cast<unsigned long long>(sb.epoch),
+        static_cast<unsigned long long>(sb.applied_sequence),
+        static_cast<unsigned long long>(sb.journal_size),
+        static_cast<unsigned long long>(sb.lun_size), sb.block_size);
     std::printf("%llu record(s) to replay; scan stopped: %s\n", static_cast<unsigned long long>(n),
                 stop.c_str());
     return 0;
@@ -100,9 +102,12 @@ int main(int argc, char** argv) {
     uint64_t size = 0;
     uint32_t block = 512;
     for (int i = 3; i + 1 < argc; i += 2) {
-      if (std::strcmp(argv[i], "--size") == 0) size = std::strtoull(argv[i + 1], nullptr, 0);
-      else if (std::strcmp(argv[i], "--block-size") == 0) block = static_cast<uint32_t>(std::strtoul(argv[i + 1], nullptr, 0));
-      else return Usage();
+      if (std::strcmp(argv[i], "--size") == 0)
+        size = std::strtoull(argv[i + 1], nullptr, 0);
+      else if (std::strcmp(argv[i], "--block-size") == 0)
+        block = static_cast<uint32_t>(std::strtoul(argv[i + 1], nullptr, 0));
+      else
+        return Usage();
     }
     journal::Superblock sb;
     std::string why;
@@ -124,11 +129,12 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "untorn-journal: %s\n", s.message().c_str());
       return 1;
     }
-    std::printf("recovered: %llu record(s), %llu bytes replayed in %.3f s; scan stopped: %s; now "
-                "epoch %llu\n",
-                static_cast<unsigned long long>(r.records_replayed),
-                static_cast<unsigned long long>(r.bytes_replayed), r.seconds, r.stop_reason.c_str(),
-                static_cast<unsigned long long>(r.epoch));
+    std::printf(
+        "recovered: %llu record(s), %llu bytes replayed in %.3f s; scan stopped: %s; now "
+        "epoch %llu\n",
+        static_cast<unsigned long long>(r.records_replayed),
+        static_cast<unsigned long long>(r.bytes_replayed), r.seconds, r.stop_reason.c_str(),
+        static_cast<unsigned long long>(r.epoch));
     return 0;
   }
   return Usage();

@@ -65,7 +65,9 @@ Result Run(int depth, double seconds, Op op) {
   if (all.empty()) return r;
   std::sort(all.begin(), all.end());
   r.iops = static_cast<double>(all.size()) / elapsed;
-  auto pct = [&](double p) { return all[std::min(all.size() - 1, static_cast<size_t>(p * static_cast<double>(all.size())))]; };
+  auto pct = [&](double p) {
+    return all[std::min(all.size() - 1, static_cast<size_t>(p * static_cast<double>(all.size())))];
+  };
   r.p50 = pct(0.50);
   r.p99 = pct(0.99);
   r.p999 = pct(0.999);
@@ -86,8 +88,10 @@ int main(int argc, char** argv) {
   double seconds = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--dir") dir = argv[i + 1];
-    else if (a == "--seconds") seconds = std::atof(argv[i + 1]);
+    if (a == "--dir")
+      dir = argv[i + 1];
+    else if (a == "--seconds")
+      seconds = std::atof(argv[i + 1]);
     else {
       std::fprintf(stderr, "usage: untorn-store-bench [--dir DIR] [--seconds S]\n");
       return 2;
@@ -115,7 +119,9 @@ int main(int argc, char** argv) {
     });
     const auto after = store->stats();
     const uint64_t syncs = after.journal_syncs - before.journal_syncs;
-    if (syncs > 0) a.batch = static_cast<double>(after.journal_records - before.journal_records) / static_cast<double>(syncs);
+    if (syncs > 0)
+      a.batch = static_cast<double>(after.journal_records - before.journal_records) /
+                static_cast<double>(syncs);
     Print("atomic (journaled)", depth, a);
     const auto b0 = store->stats();
     Result f = Run(depth, seconds, [&](uint64_t off, std::vector<uint8_t>& b) {
@@ -123,10 +129,13 @@ int main(int argc, char** argv) {
     });
     const auto b1 = store->stats();
     const uint64_t dsyncs = b1.data_syncs - b0.data_syncs;
-    if (dsyncs > 0) f.batch = static_cast<double>(b1.data_sync_waiters - b0.data_sync_waiters) / static_cast<double>(dsyncs);
+    if (dsyncs > 0)
+      f.batch = static_cast<double>(b1.data_sync_waiters - b0.data_sync_waiters) /
+                static_cast<double>(dsyncs);
     Print("plain FUA", depth, f);
     Result r = Run(depth, seconds, [&](uint64_t off, std::vector<uint8_t>& b) {
-      return ::pwrite(raw, b.data(), b.size(), static_cast<off_t>(off)) == static_cast<ssize_t>(b.size()) &&
+      return ::pwrite(raw, b.data(), b.size(), static_cast<off_t>(off)) ==
+                 static_cast<ssize_t>(b.size()) &&
              ::fdatasync(raw) == 0;
     });
     Print("raw pwrite+fdatasync", depth, r);

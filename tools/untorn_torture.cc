@@ -78,7 +78,8 @@ iscsi_context* Connect(const std::string& portal, const std::string& initiator) 
 
 class Daemon {
  public:
-  Daemon(std::string untornd, std::string dir) : untornd_(std::move(untornd)), dir_(std::move(dir)) {}
+  Daemon(std::string untornd, std::string dir)
+      : untornd_(std::move(untornd)), dir_(std::move(dir)) {}
   bool Start(uint16_t port) {
     const std::string log = dir_ + "/untornd.log";
     pid_ = ::fork();
@@ -148,8 +149,8 @@ bool Verify(const std::string& portal, const std::vector<uint64_t>& issued,
   bool ok = true;
   for (int first_slot = 0; ok && first_slot < kSlots; first_slot += kSlotsPerRead) {
     const uint32_t bytes = kSlotsPerRead * kSlotBlocks * kBlock;
-    scsi_task* task = iscsi_read16_sync(c, 0, uint64_t(first_slot) * kSlotBlocks, bytes, kBlock,
-                                        0, 0, 0, 0, 0);
+    scsi_task* task =
+        iscsi_read16_sync(c, 0, uint64_t(first_slot) * kSlotBlocks, bytes, kBlock, 0, 0, 0, 0, 0);
     ok = task != nullptr && task->status == SCSI_STATUS_GOOD &&
          task->datain.size == static_cast<int>(bytes);
     if (ok) image.insert(image.end(), task->datain.data, task->datain.data + bytes);
@@ -174,9 +175,12 @@ bool Verify(const std::string& portal, const std::vector<uint64_t>& issued,
         if (first == UINT64_MAX) first = seq;
         if (seq != first) torn = true;
       }
-      if (garbage || (first != UINT64_MAX && first > issued[slot])) ++t->garbage;
-      else if (torn) ++t->torn;
-      else if (first < acked[slot]) ++t->lost;
+      if (garbage || (first != UINT64_MAX && first > issued[slot]))
+        ++t->garbage;
+      else if (torn)
+        ++t->torn;
+      else if (first < acked[slot])
+        ++t->lost;
     }
   }
   iscsi_logout_sync(c);
@@ -185,7 +189,9 @@ bool Verify(const std::string& portal, const std::vector<uint64_t>& issued,
 }
 
 int Usage() {
-  std::fprintf(stderr, "usage: untorn-torture --untornd PATH [--cycles N] [--writers N] [--seed N] [--dir DIR]\n");
+  std::fprintf(
+      stderr,
+      "usage: untorn-torture --untornd PATH [--cycles N] [--writers N] [--seed N] [--dir DIR]\n");
   return 2;
 }
 
@@ -194,15 +200,22 @@ int Usage() {
 int main(int argc, char** argv) {
   std::string untornd, dir;
   int cycles = 50, writers = 4;
-  uint64_t seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  uint64_t seed =
+      static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--untornd") untornd = argv[i + 1];
-    else if (a == "--cycles") cycles = std::atoi(argv[i + 1]);
-    else if (a == "--writers") writers = std::atoi(argv[i + 1]);
-    else if (a == "--seed") seed = std::strtoull(argv[i + 1], nullptr, 0);
-    else if (a == "--dir") dir = argv[i + 1];
-    else return Usage();
+    if (a == "--untornd")
+      untornd = argv[i + 1];
+    else if (a == "--cycles")
+      cycles = std::atoi(argv[i + 1]);
+    else if (a == "--writers")
+      writers = std::atoi(argv[i + 1]);
+    else if (a == "--seed")
+      seed = std::strtoull(argv[i + 1], nullptr, 0);
+    else if (a == "--dir")
+      dir = argv[i + 1];
+    else
+      return Usage();
   }
   if (untornd.empty() || cycles < 1 || writers < 1 || writers > kSlots) return Usage();
   const bool own_dir = dir.empty();
@@ -210,8 +223,8 @@ int main(int argc, char** argv) {
     char tmpl[] = "/tmp/untorn-torture-XXXXXX";
     dir = ::mkdtemp(tmpl);
   }
-  std::ofstream(dir + "/untornd.json")
-      << R"({"portals":[{"listen":"127.0.0.1:0"}],"data_dir":")" << dir << R"(/data",
+  std::ofstream(dir + "/untornd.json") << R"({"portals":[{"listen":"127.0.0.1:0"}],"data_dir":")"
+                                       << dir << R"(/data",
   "limits":{"nop_interval_seconds":0},
   "targets":[{"iqn":")" << kIqn << R"(","luns":[{"id":0,"backing_file":"lun.img","size":"64MiB",
     "journal_size":"8MiB","max_transfer_length":1024,
@@ -227,7 +240,8 @@ int main(int argc, char** argv) {
   uint16_t port = 0;
   for (int cycle = 0; cycle < cycles; ++cycle) {
     if (!d.Start(port)) {
-      std::fprintf(stderr, "cycle %d: untornd did not start (see %s/untornd.log)\n", cycle, dir.c_str());
+      std::fprintf(stderr, "cycle %d: untornd did not start (see %s/untornd.log)\n", cycle,
+                   dir.c_str());
       rc = 1;
       break;
     }
@@ -244,17 +258,19 @@ int main(int argc, char** argv) {
     std::vector<std::thread> threads;
     for (int w = 0; w < writers; ++w) {
       threads.emplace_back([&, w] {
-        iscsi_context* c = Connect(d.portal(), "iqn.2026-11.org.untorn:torture-w" + std::to_string(w));
+        iscsi_context* c =
+            Connect(d.portal(), "iqn.2026-11.org.untorn:torture-w" + std::to_string(w));
         if (c == nullptr) return;
         std::mt19937_64 r(seed ^ (static_cast<uint64_t>(cycle) << 16) ^ static_cast<uint64_t>(w));
         std::vector<uint8_t> buf;
         while (!stop.load()) {
-          const uint32_t slot = static_cast<uint32_t>(w + writers * static_cast<int>(r() % (kSlots / writers)));
+          const uint32_t slot =
+              static_cast<uint32_t>(w + writers * static_cast<int>(r() % (kSlots / writers)));
           const uint64_t seq = ++issued[slot];  // slots are owned by one writer
           Fill(buf, slot, seq);
-          scsi_task* task = iscsi_writeatomic16_sync(c, 0, uint64_t{slot} * kSlotBlocks, buf.data(),
-                                                     static_cast<uint32_t>(buf.size()), kBlock,
-                                                     0, 0, r() % 2, 0);
+          scsi_task* task =
+              iscsi_writeatomic16_sync(c, 0, uint64_t{slot} * kSlotBlocks, buf.data(),
+                                       static_cast<uint32_t>(buf.size()), kBlock, 0, 0, r() % 2, 0);
           const bool good = task != nullptr && task->status == SCSI_STATUS_GOOD;
           if (task) scsi_free_scsi_task(task);
           if (!good) break;  // the daemon is gone
@@ -270,8 +286,8 @@ int main(int argc, char** argv) {
       std::mt19937_64 r(seed + static_cast<uint64_t>(cycle));
       while (!stop.load()) {
         const uint32_t slot = static_cast<uint32_t>(r() % kSlots);
-        scsi_task* task = iscsi_read16_sync(c, 0, uint64_t{slot} * kSlotBlocks, kSlotBlocks * kBlock,
-                                            kBlock, 0, 0, 0, 0, 0);
+        scsi_task* task = iscsi_read16_sync(c, 0, uint64_t{slot} * kSlotBlocks,
+                                            kSlotBlocks * kBlock, kBlock, 0, 0, 0, 0, 0);
         if (task == nullptr || task->status != SCSI_STATUS_GOOD) {
           if (task) scsi_free_scsi_task(task);
           break;
@@ -296,24 +312,25 @@ int main(int argc, char** argv) {
     stop = true;
     for (auto& th : threads) th.join();
     t.acked += acked_now.load();
-    std::printf("cycle %2d: %5llu atomic writes acknowledged; verify before: %llu torn, %llu lost, "
-                "%llu garbage\n",
-                cycle, static_cast<unsigned long long>(acked_now.load()),
-                static_cast<unsigned long long>(t.torn - before.torn),
-                static_cast<unsigned long long>(t.lost - before.lost),
-                static_cast<unsigned long long>(t.garbage - before.garbage));
+    std::printf(
+        "cycle %2d: %5llu atomic writes acknowledged; verify before: %llu torn, %llu lost, "
+        "%llu garbage\n",
+        cycle, static_cast<unsigned long long>(acked_now.load()),
+        static_cast<unsigned long long>(t.torn - before.torn),
+        static_cast<unsigned long long>(t.lost - before.lost),
+        static_cast<unsigned long long>(t.garbage - before.garbage));
     std::fflush(stdout);
   }
   if (rc == 0) {  // final verification after the last kill
     if (!d.Start(port) || !Verify(d.portal(), issued, acked, &t)) rc = 1;
     if (d.Term() != 0) rc = 1;
   }
-  std::printf("untorn-torture: %d cycles, %llu acknowledged atomic writes, %llu live reads: "
-              "%llu torn, %llu lost, %llu garbage, %llu torn reads\n",
-              cycles, static_cast<unsigned long long>(t.acked),
-              static_cast<unsigned long long>(t.reads), static_cast<unsigned long long>(t.torn),
-              static_cast<unsigned long long>(t.lost), static_cast<unsigned long long>(t.garbage),
-              static_cast<unsigned long long>(t.live_torn));
+  std::printf(
+      "untorn-torture: %d cycles, %llu acknowledged atomic writes, %llu live reads: "
+      "%llu torn, %llu lost, %llu garbage, %llu torn reads\n",
+      cycles, static_cast<unsigned long long>(t.acked), static_cast<unsigned long long>(t.reads),
+      static_cast<unsigned long long>(t.torn), static_cast<unsigned long long>(t.lost),
+      static_cast<unsigned long long>(t.garbage), static_cast<unsigned long long>(t.live_torn));
   if (t.torn || t.lost || t.garbage || t.live_torn || t.acked == 0) rc = 1;
   if (own_dir && rc == 0) std::filesystem::remove_all(dir);
   if (rc != 0) std::printf("untorn-torture: FAILED (files kept in %s)\n", dir.c_str());

@@ -131,8 +131,9 @@ TEST(AtomicWrite, SgWriteXAtomicCdbSemantics) {
   EXPECT_EQ(misaligned->status, SCSI_STATUS_CHECK_CONDITION);
   EXPECT_EQ(misaligned->sense.ascq, SCSI_SENSE_ASCQ_INVALID_FIELD_IN_CDB);
   const std::string m = d.Metrics();
-  EXPECT_NE(m.find("untorn_atomic_writes_total{lun=\"0\",target=\"iqn.2026-11.org.untorn:test\"} 1"),
-            std::string::npos)
+  EXPECT_NE(
+      m.find("untorn_atomic_writes_total{lun=\"0\",target=\"iqn.2026-11.org.untorn:test\"} 1"),
+      std::string::npos)
       << m;
   EXPECT_NE(m.find("reason=\"boundary_not_supported\""), std::string::npos) << m;
   EXPECT_NE(m.find("reason=\"misaligned_lba\""), std::string::npos) << m;

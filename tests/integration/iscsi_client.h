@@ -28,7 +28,7 @@ struct LoginOptions {
   std::string user, secret;                // CHAP
   std::string target_user, target_secret;  // mutual CHAP
   bool header_digest = false;
-  uint32_t isid_random = 0;                // non-zero: fixed ISID (for reinstatement)
+  uint32_t isid_random = 0;  // non-zero: fixed ISID (for reinstatement)
 };
 
 // Logs into `iqn` at `portal`, LUN 0; returns null and sets *error on failure.
@@ -37,8 +37,8 @@ inline Context Login(const std::string& portal, const std::string& iqn, const Lo
   Context c(iscsi_create_context(o.initiator.c_str()));
   iscsi_set_targetname(c.get(), iqn.c_str());
   iscsi_set_session_type(c.get(), ISCSI_SESSION_NORMAL);
-  iscsi_set_header_digest(c.get(), o.header_digest ? ISCSI_HEADER_DIGEST_CRC32C
-                                                   : ISCSI_HEADER_DIGEST_NONE);
+  iscsi_set_header_digest(c.get(),
+                          o.header_digest ? ISCSI_HEADER_DIGEST_CRC32C : ISCSI_HEADER_DIGEST_NONE);
   if (!o.user.empty()) iscsi_set_initiator_username_pwd(c.get(), o.user.c_str(), o.secret.c_str());
   if (!o.target_user.empty()) {
     iscsi_set_target_username_pwd(c.get(), o.target_user.c_str(), o.target_secret.c_str());

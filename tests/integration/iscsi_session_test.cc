@@ -143,8 +143,8 @@ TEST_P(ReadWrite, EverySizeClassRoundTrips) {
                               static_cast<uint32_t>(data.size()), kBlock, 0, 0, 0, 0, 0));
     ASSERT_TRUE(w) << iscsi_get_error(c.get());
     ASSERT_EQ(w->status, SCSI_STATUS_GOOD) << blocks;
-    Task r(iscsi_read16_sync(c.get(), 0, lba, static_cast<uint32_t>(data.size()), kBlock, 0, 0,
-                             0, 0, 0));
+    Task r(iscsi_read16_sync(c.get(), 0, lba, static_cast<uint32_t>(data.size()), kBlock, 0, 0, 0,
+                             0, 0));
     ASSERT_TRUE(r);
     ASSERT_EQ(r->status, SCSI_STATUS_GOOD);
     ASSERT_EQ(r->datain.size, static_cast<int>(data.size()));
@@ -154,7 +154,9 @@ TEST_P(ReadWrite, EverySizeClassRoundTrips) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Digests, ReadWrite, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "HeaderCrc32c" : "None"; });
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return p.param ? "HeaderCrc32c" : "None";
+                         });
 
 TEST(Session, FuaWriteAndSynchronizeCache) {
   UntorndProcess d(DefaultConfig());

@@ -54,7 +54,8 @@ bool RawClient::ReadExact(uint8_t* p, size_t n, int timeout_ms) {
   size_t done = 0;
   while (done < n) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          end - std::chrono::steady_clock::now()).count();
+                          end - std::chrono::steady_clock::now())
+                          .count();
     if (left <= 0) return false;
     pollfd pfd{fd_, POLLIN, 0};
     if (::poll(&pfd, 1, static_cast<int>(left)) <= 0) return false;
@@ -81,7 +82,8 @@ std::optional<Pdu> RawClient::Receive(int timeout_ms) {
     if (!ReadExact(p.data.data(), p.data.size(), timeout_ms)) return std::nullopt;
     if (data_digest_) {
       if (!ReadExact(d, 4, timeout_ms)) return std::nullopt;
-      if (protocol::LoadLe32(d, 0) != protocol::DataDigest(protocol::Bytes(p.data).first(l.data_bytes))) {
+      if (protocol::LoadLe32(d, 0) !=
+          protocol::DataDigest(protocol::Bytes(p.data).first(l.data_bytes))) {
         digest_error_ = true;
       }
     }

@@ -50,8 +50,10 @@ TEST(RawProtocol, DataDigestsProtectWritesAndReads) {
   UntorndProcess d(DefaultConfig());
   ASSERT_TRUE(d.ok()) << d.Log();
   RawClient c(d.port());
-  ASSERT_TRUE(c.Login(kTargetIqn, {{"HeaderDigest", "CRC32C"}, {"DataDigest", "CRC32C"},
-                                   {"ImmediateData", "Yes"}, {"InitialR2T", "No"}}));
+  ASSERT_TRUE(c.Login(kTargetIqn, {{"HeaderDigest", "CRC32C"},
+                                   {"DataDigest", "CRC32C"},
+                                   {"ImmediateData", "Yes"},
+                                   {"InitialR2T", "No"}}));
   std::vector<uint8_t> data(4096);
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 13);
   auto w = c.Scsi(Write10(100, 8), 4096, false, true, data);
@@ -188,7 +190,7 @@ TEST(RawProtocol, CmdSnOutsideTheWindowIsIgnored) {
   protocol::StoreBe32(p.bhs, 16, 5);
   protocol::StoreBe32(p.bhs, 24, c.next_cmd_sn() + 100000);  // far beyond MaxCmdSN
   c.Send(p);
-  EXPECT_FALSE(c.Receive(500));  // silently dropped
+  EXPECT_FALSE(c.Receive(500));                                    // silently dropped
   auto ok = c.Scsi(std::vector<uint8_t>(16, 0), 0, false, false);  // TEST UNIT READY in window
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->RawOpcode(), 0x21);

@@ -1,9 +1,8 @@
 #include "untornd_process.h"
 
-#include <gtest/gtest.h>
-
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -39,8 +38,10 @@ std::string DefaultConfig(const std::string& target_extra, const std::string& lu
   "data_dir": "@DATA_DIR@",
   "limits": {"nop_interval_seconds": 5},
   "targets": [{
-    "iqn": ")") + kTargetIqn + R"(",
-    "alias": "test disk")" + (target_extra.empty() ? "" : ",\n    " + target_extra) + R"(,
+    "iqn": ")") +
+         kTargetIqn + R"(",
+    "alias": "test disk")" +
+         (target_extra.empty() ? "" : ",\n    " + target_extra) + R"(,
     "luns": [{"id": 0, "backing_file": "lun0.img", "size": "64MiB",
               "atomic": {"max_transfer_length": 1024, "alignment": 8, "granularity": 8})" +
          (lun_extra.empty() ? "" : ", " + lun_extra) + R"(}]
@@ -65,7 +66,8 @@ UntorndProcess::~UntorndProcess() {
   }
   // A sanitizer build of untornd reports into its log: any report fails the test.
   const std::string log = Log();
-  if (log.find("Sanitizer") != std::string::npos || log.find("runtime error") != std::string::npos) {
+  if (log.find("Sanitizer") != std::string::npos ||
+      log.find("runtime error") != std::string::npos) {
     ADD_FAILURE() << "untornd reported a sanitizer error:\n" << log;
   }
   std::filesystem::remove_all(dir_);
@@ -74,9 +76,9 @@ UntorndProcess::~UntorndProcess() {
 bool UntorndProcess::Launch(uint16_t port) {
   const std::string log = dir_ + "/untornd.log";
   ::unlink(log.c_str());
-  std::vector<std::string> args = {UNTORND_PATH,  "--config",    config_path_, "--listen",
-                                   "127.0.0.1:" + std::to_string(port), "--metrics",
-                                   "127.0.0.1:0"};
+  std::vector<std::string> args = {
+      UNTORND_PATH, "--config",   config_path_, "--listen", "127.0.0.1:" + std::to_string(port),
+      "--metrics",  "127.0.0.1:0"};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   pid_ = ::fork();
   if (pid_ == 0) {

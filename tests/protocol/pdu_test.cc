@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "protocol/pdu.h"
+
+#include <gtest/gtest.h>
 
 namespace untorn::protocol {
 namespace {
@@ -61,15 +61,15 @@ TEST(Pdu, MalformedAhsIsRefused) {
 
 TEST(Pdu, DecodesLoginRequest) {
   Pdu p;
-  p.bhs[0] = 0x43;                    // I | Login
-  p.bhs[1] = 0x87;                    // T, CSG 1, NSG 3
+  p.bhs[0] = 0x43;  // I | Login
+  p.bhs[1] = 0x87;  // T, CSG 1, NSG 3
   p.bhs[2] = 0x00;
   p.bhs[3] = 0x00;
   const uint8_t isid[6] = {0x80, 0x12, 0x34, 0x56, 0x78, 0x9a};
   std::copy(std::begin(isid), std::end(isid), p.bhs.begin() + 8);
-  StoreBe16(p.bhs, 14, 0x0005);       // TSIH
-  StoreBe32(p.bhs, 16, 0xcafe);       // ITT
-  StoreBe16(p.bhs, 20, 0x0002);       // CID
+  StoreBe16(p.bhs, 14, 0x0005);  // TSIH
+  StoreBe32(p.bhs, 16, 0xcafe);  // ITT
+  StoreBe16(p.bhs, 20, 0x0002);  // CID
   StoreBe32(p.bhs, 24, 100);
   const LoginRequestPdu l = DecodeLoginRequest(p);
   EXPECT_TRUE(l.transit);

@@ -59,8 +59,8 @@ TEST(Cdb, Read10Write12Read16Fields) {
   c = DecodeBlockCdb(w12);
   EXPECT_EQ(c->lba, 1u);
   EXPECT_EQ(c->blocks, 256u);
-  const std::vector<uint8_t> r16 = {0x88, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                    0,    0, 0,    1,    0,    0};
+  const std::vector<uint8_t> r16 = {0x88, 0,    0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                    0xff, 0xff, 0,    0,    0,    1,    0,    0};
   c = DecodeBlockCdb(r16);
   EXPECT_EQ(c->lba, ~0ULL);
   EXPECT_EQ(c->blocks, 1u);

@@ -145,8 +145,8 @@ TEST(Negotiation, FirstBurstNeverExceedsMaxBurst) {
   Negotiator n({});
   KeyList answers;
   std::string error;
-  ASSERT_TRUE(n.Respond({{"MaxBurstLength", "8192"}, {"FirstBurstLength", "65536"}}, &answers,
-                        &error));
+  ASSERT_TRUE(
+      n.Respond({{"MaxBurstLength", "8192"}, {"FirstBurstLength", "65536"}}, &answers, &error));
   n.Finish(&answers);
   EXPECT_EQ(n.params().first_burst_length, 8192u);
 }

@@ -1,3 +1,5 @@
+#include "storage/file_store.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -8,7 +10,6 @@
 #include <thread>
 #include <vector>
 
-#include "storage/file_store.h"
 #include "storage/range_lock.h"
 
 namespace untorn::storage {
@@ -149,7 +150,8 @@ TEST(RangeLock, ExclusiveWaitsForOverlappingShared) {
     acquired = true;
   });
   // Give the writer a bounded chance to (wrongly) get in.
-  for (int i = 0; i < 50 && !acquired; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (int i = 0; i < 50 && !acquired; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   EXPECT_FALSE(acquired.load());
   reader.reset();
   t.join();

@@ -1,10 +1,11 @@
 // Named tests, one per recovery path of the journaled store, on the in-memory file system.
+#include "storage/journaled_store.h"
+
 #include <gtest/gtest.h>
 
 #include <thread>
 
 #include "storage/journal_format.h"
-#include "storage/journaled_store.h"
 #include "storage/mem_file_system.h"
 
 namespace untorn::storage {
@@ -24,7 +25,8 @@ JournaledStore::Options Opts(MemFileSystem* fs) {
   return o;
 }
 
-std::unique_ptr<JournaledStore> OpenOk(MemFileSystem* fs, JournaledStore::RecoveryReport* r = nullptr) {
+std::unique_ptr<JournaledStore> OpenOk(MemFileSystem* fs,
+                                       JournaledStore::RecoveryReport* r = nullptr) {
   std::unique_ptr<JournaledStore> s;
   const Status st = JournaledStore::Open(Opts(fs), &s, r);
   EXPECT_TRUE(st.ok()) << st.message();
@@ -55,7 +57,8 @@ void LayDown(MemFileSystem* fs, uint64_t epoch, uint64_t applied, const std::vec
   ASSERT_TRUE(f->PWrite(0, journal::EncodeSuperblock({epoch, applied, 1 << 20, kLun, 512})).ok());
   std::vector<uint8_t> j;
   for (const Rec& r : recs) {
-    auto b = journal::EncodeRecord(journal::RecordKind::kAtomic, r.epoch, r.seq, r.offset, r.payload);
+    auto b =
+        journal::EncodeRecord(journal::RecordKind::kAtomic, r.epoch, r.seq, r.offset, r.payload);
     j.insert(j.end(), b.begin(), b.end());
   }
   if (journal_out) {
@@ -85,9 +88,11 @@ TEST(JournalFormat, RecordRoundTripsAndDetectsCorruption) {
   EXPECT_EQ(h->sequence, 9u);
   EXPECT_EQ(h->offset, 4096u);
   EXPECT_EQ(h->length, 1024u);
-  EXPECT_TRUE(journal::CheckCrc(*h, protocol::Bytes(r).first(48), protocol::Bytes(r).subspan(48, 1024)));
+  EXPECT_TRUE(
+      journal::CheckCrc(*h, protocol::Bytes(r).first(48), protocol::Bytes(r).subspan(48, 1024)));
   r[100] ^= 1;
-  EXPECT_FALSE(journal::CheckCrc(*h, protocol::Bytes(r).first(48), protocol::Bytes(r).subspan(48, 1024)));
+  EXPECT_FALSE(
+      journal::CheckCrc(*h, protocol::Bytes(r).first(48), protocol::Bytes(r).subspan(48, 1024)));
   r[0] = 0;
   EXPECT_FALSE(journal::DecodeHeader(protocol::Bytes(r).first(48), &why));
   EXPECT_EQ(why, journal::Invalid::kMagic);
@@ -107,7 +112,8 @@ TEST(JournalFormat, SuperblockChecksum) {
 
 TEST(JournaledStore, ReplaysCompleteRecordsInOrder) {
   MemFileSystem fs;
-  LayDown(&fs, 5, 10, {{5, 11, 0, Fill(4096, 1)}, {5, 12, 0, Fill(512, 2)}, {5, 13, 8192, Fill(512, 3)}});
+  LayDown(&fs, 5, 10,
+          {{5, 11, 0, Fill(4096, 1)}, {5, 12, 0, Fill(512, 2)}, {5, 13, 8192, Fill(512, 3)}});
   JournaledStore::RecoveryReport r;
   auto s = OpenOk(&fs, &r);
   EXPECT_EQ(r.records_replayed, 3u);
@@ -115,7 +121,7 @@ TEST(JournaledStore, ReplaysCompleteRecordsInOrder) {
   EXPECT_EQ(r.epoch, 6u);
   std::vector<uint8_t> b(4096);
   ASSERT_TRUE(s->Read(0, b).ok());
-  EXPECT_EQ(b[0], 2);     // record 12 after record 11
+  EXPECT_EQ(b[0], 2);  // record 12 after record 11
   EXPECT_EQ(b[600], 1);
   ASSERT_TRUE(s->Read(8192, std::span(b).first(512)).ok());
   EXPECT_EQ(b[0], 3);
@@ -213,7 +219,9 @@ TEST(JournaledStore, GroupCommitSharesSyncs) {
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 20; ++i) {
-        EXPECT_TRUE(s->WriteAtomic(static_cast<uint64_t>(t) * 4096, Fill(4096, 1), Durability::kDurable).ok());
+        EXPECT_TRUE(
+            s->WriteAtomic(static_cast<uint64_t>(t) * 4096, Fill(4096, 1), Durability::kDurable)
+                .ok());
       }
     });
   }
@@ -280,8 +288,9 @@ TEST(JournaledStore, CrashDuringCheckpointLosesNothing) {
   auto s = OpenOk(&fs);
   fs.RestartLog();
   for (int i = 0; i < 8; ++i) {
-    ASSERT_TRUE(s->WriteAtomic(static_cast<uint64_t>(i) * 8192, Fill(8192, static_cast<uint8_t>(i + 1)),
-                               Durability::kDurable).ok());
+    ASSERT_TRUE(s->WriteAtomic(static_cast<uint64_t>(i) * 8192,
+                               Fill(8192, static_cast<uint8_t>(i + 1)), Durability::kDurable)
+                    .ok());
   }
   const size_t before = fs.EventCount();
   ASSERT_TRUE(s->Checkpoint().ok());
@@ -306,8 +315,9 @@ TEST(JournaledStore, CrashDuringRecoveryIsRecoveredAgain) {
   auto s = OpenOk(&fs);
   fs.RestartLog();
   for (int i = 0; i < 6; ++i) {
-    ASSERT_TRUE(s->WriteAtomic(static_cast<uint64_t>(i) * 4096, Fill(4096, static_cast<uint8_t>(0x10 + i)),
-                               Durability::kDurable).ok());
+    ASSERT_TRUE(s->WriteAtomic(static_cast<uint64_t>(i) * 4096,
+                               Fill(4096, static_cast<uint8_t>(0x10 + i)), Durability::kDurable)
+                    .ok());
   }
   std::mt19937_64 rng(4);
   auto crashed = fs.CrashState(fs.EventCount(), rng);  // journal holds 6 unretired records

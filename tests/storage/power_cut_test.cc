@@ -128,9 +128,10 @@ std::vector<Op> RunWorkload(MemFileSystem& fs, JournaledStore& store, uint64_t s
         std::vector<uint8_t> data(size_t{n} * kBlock);
         for (uint32_t b = 0; b < n; ++b) Stamp(data, size_t{b} * kBlock, id, lba + b, b);
         fs.Mark(MarkOf(kIssue, id));
-        const Status s = atomic ? store.WriteAtomic(uint64_t{lba} * kBlock, data, Durability::kDurable)
-                                : store.Write(uint64_t{lba} * kBlock, data,
-                                              op.fua ? Durability::kDurable : Durability::kCached);
+        const Status s = atomic
+                             ? store.WriteAtomic(uint64_t{lba} * kBlock, data, Durability::kDurable)
+                             : store.Write(uint64_t{lba} * kBlock, data,
+                                           op.fua ? Durability::kDurable : Durability::kCached);
         EXPECT_TRUE(s.ok()) << s.message();
         if (s.ok()) fs.Mark(MarkOf(kDone, id));
         std::lock_guard lk(reserve_mu);
@@ -198,8 +199,10 @@ void Verify(MemFileSystem& crashed, uint64_t cut, const std::vector<Op>& ops,
     ++c->atomic_checked;
     uint32_t mine = 0, earlier = 0;
     for (uint32_t b = op.lba; b < op.lba + op.blocks; ++b) {
-      if (shown[b] == op.id) ++mine;
-      else if (shown[b] < op.id) ++earlier;
+      if (shown[b] == op.id)
+        ++mine;
+      else if (shown[b] < op.id)
+        ++earlier;
     }
     if (mine > 0 && earlier > 0) ++c->torn;
   }
@@ -245,13 +248,14 @@ TEST(PowerCut, MixedWorkloadNeverTearsLosesOrRevertsWrites) {
       if (HasFatalFailure()) return;
     }
   }
-  std::printf("power-cut: %llu crash points (+%llu crashes during recovery), %llu atomic writes "
-              "checked: %llu torn, %llu lost durable, %llu reverted, %llu corrupt\n",
-              static_cast<unsigned long long>(c.crash_points),
-              static_cast<unsigned long long>(c.recovery_crashes),
-              static_cast<unsigned long long>(c.atomic_checked),
-              static_cast<unsigned long long>(c.torn), static_cast<unsigned long long>(c.lost),
-              static_cast<unsigned long long>(c.reverted), static_cast<unsigned long long>(c.corrupt));
+  std::printf(
+      "power-cut: %llu crash points (+%llu crashes during recovery), %llu atomic writes "
+      "checked: %llu torn, %llu lost durable, %llu reverted, %llu corrupt\n",
+      static_cast<unsigned long long>(c.crash_points),
+      static_cast<unsigned long long>(c.recovery_crashes),
+      static_cast<unsigned long long>(c.atomic_checked), static_cast<unsigned long long>(c.torn),
+      static_cast<unsigned long long>(c.lost), static_cast<unsigned long long>(c.reverted),
+      static_cast<unsigned long long>(c.corrupt));
   EXPECT_GE(c.crash_points, 10000u);
   EXPECT_EQ(c.torn, 0u);
   EXPECT_EQ(c.lost, 0u);

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "config/config.h"
+
+#include <gtest/gtest.h>
 
 namespace untorn::config {
 namespace {
@@ -100,12 +100,8 @@ TEST(Config, LinuxViewMatchesMeasuredKernelTable) {
     uint32_t physical;
     uint32_t min, max;
   } rows[] = {
-      {{8192, 2, 2}, 512, 2, 8192},
-      {{128, 8, 8}, 512, 8, 128},
-      {{128, 0, 0}, 4096, 8, 128},
-      {{100, 8, 8}, 512, 8, 64},
-      {{128, 0, 3}, 512, 0, 0},
-      {{128, 16, 8}, 512, 0, 0},
+      {{8192, 2, 2}, 512, 2, 8192},   {{128, 8, 8}, 512, 8, 128}, {{128, 0, 0}, 4096, 8, 128},
+      {{100, 8, 8}, 512, 8, 64},      {{128, 0, 3}, 512, 0, 0},   {{128, 16, 8}, 512, 0, 0},
       {{65535, 8, 8}, 512, 8, 32768},
   };
   for (const auto& r : rows) {

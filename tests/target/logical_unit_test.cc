@@ -1,3 +1,5 @@
+#include "target/logical_unit.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -5,7 +7,6 @@
 
 #include "protocol/byte_order.h"
 #include "storage/file_store.h"
-#include "target/logical_unit.h"
 
 namespace untorn::target {
 namespace {
@@ -35,8 +36,7 @@ class LogicalUnitTest : public ::testing::Test {
     storage::FileStore::Options o{dir_ + "/lun.img", l.size, 512, false};
     std::unique_ptr<storage::FileStore> store;
     ASSERT_TRUE(storage::FileStore::Open(o, &store).ok());
-    lu_ = std::make_unique<LogicalUnit>(l, "iqn.2026-11.org.untorn:t", std::move(store),
-                                        &metrics_);
+    lu_ = std::make_unique<LogicalUnit>(l, "iqn.2026-11.org.untorn:t", std::move(store), &metrics_);
     lu_->SetTargetLuns({0});
     lu_->AddNexus(nexus_);
   }
@@ -156,7 +156,7 @@ TEST_F(LogicalUnitTest, ReportSupportedOpcodesListsWriteAtomicWithDpoFuaUsage) {
   protocol::StoreBe32(c, 6, 64);
   const auto o = Run(c);
   ASSERT_EQ(o.status, protocol::ScsiStatus::kGood);
-  EXPECT_EQ(o.data_in[1] & 0x07, 0x03);           // supported as the standard says
+  EXPECT_EQ(o.data_in[1] & 0x07, 0x03);             // supported as the standard says
   EXPECT_EQ(protocol::LoadBe16(o.data_in, 2), 16);  // CDB size
   EXPECT_EQ(o.data_in[4], 0x9c);
   EXPECT_EQ(o.data_in[5] & 0x18, 0x18);  // DPO and FUA usable

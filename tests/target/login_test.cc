@@ -1,8 +1,9 @@
+#include "target/login.h"
+
 #include <gtest/gtest.h>
 
 #include "protocol/chap.h"
 #include "protocol/text_keys.h"
-#include "target/login.h"
 
 namespace untorn::target {
 namespace {
@@ -53,9 +54,7 @@ std::string Value(const KeyList& keys, const std::string& key) {
   return "<absent>";
 }
 
-uint16_t StatusOf(const LoginOutcome& o) {
-  return protocol::LoadBe16(o.responses.back().bhs, 36);
-}
+uint16_t StatusOf(const LoginOutcome& o) { return protocol::LoadBe16(o.responses.back().bhs, 36); }
 
 class LoginTest : public ::testing::Test {
  protected:
@@ -79,8 +78,10 @@ class LoginTest : public ::testing::Test {
 TEST_F(LoginTest, NoAuthenticationReachesFullFeaturePhase) {
   Make(false, false);
   auto o = Send(LoginPdu(0, 1, true,
-                         {{"InitiatorName", kInitiator}, {"TargetName", kIqn},
-                          {"SessionType", "Normal"}, {"AuthMethod", "None"}}));
+                         {{"InitiatorName", kInitiator},
+                          {"TargetName", kIqn},
+                          {"SessionType", "Normal"},
+                          {"AuthMethod", "None"}}));
   ASSERT_FALSE(o.failed) << o.log;
   ASSERT_EQ(o.responses.size(), 1u);
   EXPECT_EQ(o.responses[0].bhs[1], 0x81);  // T, CSG 0, NSG 1
@@ -90,7 +91,7 @@ TEST_F(LoginTest, NoAuthenticationReachesFullFeaturePhase) {
   EXPECT_EQ(Value(keys, "TargetAlias"), "test");
   o = Send(LoginPdu(1, 3, true, {{"HeaderDigest", "None"}, {"MaxBurstLength", "65536"}}));
   ASSERT_TRUE(o.complete) << o.log;
-  EXPECT_EQ(o.responses[0].bhs[1], 0x87);  // T, CSG 1, NSG 3
+  EXPECT_EQ(o.responses[0].bhs[1], 0x87);                     // T, CSG 1, NSG 3
   EXPECT_EQ(protocol::LoadBe16(o.responses[0].bhs, 14), 42);  // TSIH
   keys = Keys(o.responses[0]);
   EXPECT_EQ(Value(keys, "MaxBurstLength"), "65536");
@@ -102,10 +103,10 @@ TEST_F(LoginTest, NoAuthenticationReachesFullFeaturePhase) {
 // Drives a CHAP exchange; returns the final outcome.
 LoginOutcome ChapExchange(LoginTest& t, Login& login, const std::string& secret,
                           const KeyList& extra, std::vector<uint8_t>* challenge_out = nullptr) {
-  auto o = login.OnPdu(LoginPdu(0, 1, true,
-                                {{"InitiatorName", kInitiator}, {"TargetName", kIqn},
-                                 {"AuthMethod", "CHAP,None"}}),
-                       1, 32);
+  auto o = login.OnPdu(
+      LoginPdu(0, 1, true,
+               {{"InitiatorName", kInitiator}, {"TargetName", kIqn}, {"AuthMethod", "CHAP,None"}}),
+      1, 32);
   EXPECT_EQ(Value(Keys(o.responses[0]), "AuthMethod"), "CHAP");
   EXPECT_EQ(o.responses[0].bhs[1] & 0x80, 0);  // no transit yet
   o = login.OnPdu(LoginPdu(0, 1, false, {{"CHAP_A", "7,5"}}), 2, 32);
@@ -153,22 +154,21 @@ TEST_F(LoginTest, ReflectedChallengeIsRefused) {
   Make(true, true);
   std::vector<uint8_t> theirs;
   // First learn the target's challenge, then send it back as our own.
-  auto o = login_->OnPdu(LoginPdu(0, 1, true,
-                                  {{"InitiatorName", kInitiator}, {"TargetName", kIqn},
-                                   {"AuthMethod", "CHAP"}}),
-                         1, 32);
+  auto o = login_->OnPdu(
+      LoginPdu(0, 1, true,
+               {{"InitiatorName", kInitiator}, {"TargetName", kIqn}, {"AuthMethod", "CHAP"}}),
+      1, 32);
   o = login_->OnPdu(LoginPdu(0, 1, false, {{"CHAP_A", "5"}}), 2, 32);
   const auto keys = Keys(o.responses[0]);
   const auto id = static_cast<uint8_t>(*protocol::ParseNumber(Value(keys, "CHAP_I")));
   theirs = *protocol::ParseBinary(Value(keys, "CHAP_C"));
-  o = login_->OnPdu(
-      LoginPdu(0, 1, true,
-               {{"CHAP_N", "user"},
-                {"CHAP_R", protocol::EncodeHex(protocol::ChapResponse(5, id, "initiator-secret",
-                                                                      theirs))},
-                {"CHAP_I", "1"},
-                {"CHAP_C", protocol::EncodeHex(theirs)}}),
-      3, 32);
+  o = login_->OnPdu(LoginPdu(0, 1, true,
+                             {{"CHAP_N", "user"},
+                              {"CHAP_R", protocol::EncodeHex(protocol::ChapResponse(
+                                             5, id, "initiator-secret", theirs))},
+                              {"CHAP_I", "1"},
+                              {"CHAP_C", protocol::EncodeHex(theirs)}}),
+                    3, 32);
   EXPECT_TRUE(o.failed);
   EXPECT_EQ(StatusOf(o), 0x0201);
   EXPECT_NE(o.log.find("reflected"), std::string::npos);
@@ -183,8 +183,8 @@ TEST_F(LoginTest, SkippingSecurityWhenChapIsRequiredFails) {
 
 TEST_F(LoginTest, UnknownTargetIsNotFound) {
   Make(false, false);
-  const auto o = Send(LoginPdu(0, 1, true,
-                               {{"InitiatorName", kInitiator}, {"TargetName", "iqn.2026-11.x:no"}}));
+  const auto o = Send(
+      LoginPdu(0, 1, true, {{"InitiatorName", kInitiator}, {"TargetName", "iqn.2026-11.x:no"}}));
   EXPECT_EQ(StatusOf(o), 0x0203);
 }
 
@@ -196,8 +196,9 @@ TEST_F(LoginTest, MissingInitiatorNameIsMissingParameter) {
 
 TEST_F(LoginTest, InitiatorNotInAllowListIsAuthorizationFailure) {
   Make(false, false);
-  const auto o = Send(LoginPdu(
-      0, 1, true, {{"InitiatorName", kInitiator}, {"TargetName", "iqn.2026-11.org.untorn:locked"}}));
+  const auto o = Send(
+      LoginPdu(0, 1, true,
+               {{"InitiatorName", kInitiator}, {"TargetName", "iqn.2026-11.org.untorn:locked"}}));
   EXPECT_EQ(StatusOf(o), 0x0202);
 }
 
@@ -221,16 +222,16 @@ TEST_F(LoginTest, KeysSplitAcrossContinuedPdus) {
 
 TEST_F(LoginTest, DiscoverySessionNeedsNoTargetName) {
   Make(true, false);
-  const auto o = Send(LoginPdu(1, 3, true, {{"InitiatorName", kInitiator},
-                                            {"SessionType", "Discovery"}}));
+  const auto o =
+      Send(LoginPdu(1, 3, true, {{"InitiatorName", kInitiator}, {"SessionType", "Discovery"}}));
   EXPECT_TRUE(o.complete) << o.log;
   EXPECT_TRUE(login_->discovery());
 }
 
 TEST_F(LoginTest, SecurityKeysInOperationalStageAreRefused) {
   Make(false, false);
-  const auto o = Send(LoginPdu(1, 3, true, {{"InitiatorName", kInitiator}, {"TargetName", kIqn},
-                                            {"AuthMethod", "None"}}));
+  const auto o = Send(LoginPdu(
+      1, 3, true, {{"InitiatorName", kInitiator}, {"TargetName", kIqn}, {"AuthMethod", "None"}}));
   EXPECT_TRUE(o.failed);
   EXPECT_EQ(StatusOf(o), 0x0200);
 }

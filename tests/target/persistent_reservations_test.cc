@@ -1,7 +1,8 @@
+#include "target/persistent_reservations.h"
+
 #include <gtest/gtest.h>
 
 #include "protocol/byte_order.h"
-#include "target/persistent_reservations.h"
 
 namespace untorn::target {
 namespace {

@@ -20,7 +20,11 @@
 #define UNTORN_STATX_WRITE_ATOMIC 0x00010000U
 #define UNTORN_RWF_ATOMIC 0x00000040
 
-struct untorn_statx_timestamp { int64_t tv_sec; uint32_t tv_nsec; int32_t reserved; };
+struct untorn_statx_timestamp {
+  int64_t tv_sec;
+  uint32_t tv_nsec;
+  int32_t reserved;
+};
 struct untorn_statx {
   uint32_t stx_mask, stx_blksize;
   uint64_t stx_attributes;
@@ -38,7 +42,8 @@ struct untorn_statx {
 };
 
 static long pwritev2_raw(int fd, const struct iovec* iov, int n, off_t off, int flags) {
-  return syscall(SYS_pwritev2, fd, iov, n, (unsigned long)off, (unsigned long)((uint64_t)off >> 32), flags);
+  return syscall(SYS_pwritev2, fd, iov, n, (unsigned long)off, (unsigned long)((uint64_t)off >> 32),
+                 flags);
 }
 
 /* Returns 0 on success, else the errno. */
@@ -65,7 +70,8 @@ static int stress(const char* dev, int rounds) {
         uint32_t* p = (uint32_t*)(buf + b * 512);
         for (int i = 0; i < 128; ++i) p[i] = (uint32_t)(slot << 24 | r);
       }
-      if (atomic_write(fd, buf, kSlot, (off_t)(1 << 20) + (off_t)slot * kSlot) != 0) ++failed_writes;
+      if (atomic_write(fd, buf, kSlot, (off_t)(1 << 20) + (off_t)slot * kSlot) != 0)
+        ++failed_writes;
     }
     if (r == rounds / 3) {
       printf("UNTORN-KILL-NOW\n");
@@ -79,7 +85,9 @@ static int stress(const char* dev, int rounds) {
       continue;
     }
     const uint32_t first = *(uint32_t*)buf;
-    if ((first >> 24) != (uint32_t)slot || (first & 0xffffff) == 0 || (first & 0xffffff) > (uint32_t)rounds) ++bad;
+    if ((first >> 24) != (uint32_t)slot || (first & 0xffffff) == 0 ||
+        (first & 0xffffff) > (uint32_t)rounds)
+      ++bad;
     for (int i = 0; i < kSlot / 4; ++i) {
       if (((uint32_t*)buf)[i] != first) {
         ++torn;
@@ -87,8 +95,10 @@ static int stress(const char* dev, int rounds) {
       }
     }
   }
-  printf("RESULT stress_rounds=%d\nRESULT stress_failed_writes=%d\nRESULT stress_torn_slots=%d\n"
-         "RESULT stress_bad_slots=%d\n", rounds, failed_writes, torn, bad);
+  printf(
+      "RESULT stress_rounds=%d\nRESULT stress_failed_writes=%d\nRESULT stress_torn_slots=%d\n"
+      "RESULT stress_bad_slots=%d\n",
+      rounds, failed_writes, torn, bad);
   close(fd);
   return 0;
 }
@@ -123,7 +133,7 @@ int main(int argc, char** argv) {
   int ok_sizes = 0, bad_sizes = 0, writes = 0;
   for (uint32_t size = umin; size <= umax; size *= 2) {
     for (size_t i = 0; i < size; ++i) buf[i] = (unsigned char)(i * 7 + size);
-    const off_t off = base + (off_t)size * 4;  /* aligned to the size, as RWF_ATOMIC needs */
+    const off_t off = base + (off_t)size * 4; /* aligned to the size, as RWF_ATOMIC needs */
     int e = atomic_write(fd, buf, size, off);
     ++writes;
     memset(back, 0, size);
@@ -133,7 +143,7 @@ int main(int argc, char** argv) {
       ++bad_sizes;
       printf("RESULT failed_size=%u errno=%d\n", size, e);
     }
-    if (size > umax / 2) break;  /* avoid overflow past umax */
+    if (size > umax / 2) break; /* avoid overflow past umax */
   }
   printf("RESULT pow2_sizes_ok=%d\nRESULT pow2_sizes_failed=%d\nRESULT atomic_writes_sent=%d\n",
          ok_sizes, bad_sizes, writes);
@@ -141,9 +151,11 @@ int main(int argc, char** argv) {
   printf("RESULT write_unit_min=%d\n", atomic_write(fd, buf, umin, base));
   printf("RESULT write_unit_max=%d\n", atomic_write(fd, buf, umax, base + (off_t)umax * 8));
   printf("RESULT write_over_max_errno=%d\n", atomic_write(fd, buf, umax + 512, base));
-  printf("RESULT write_under_min_errno=%d\n", umin > 512 ? atomic_write(fd, buf, umin - 512, base) : EINVAL);
+  printf("RESULT write_under_min_errno=%d\n",
+         umin > 512 ? atomic_write(fd, buf, umin - 512, base) : EINVAL);
   printf("RESULT write_misaligned_errno=%d\n", atomic_write(fd, buf, umin, base + umin / 2));
-  printf("RESULT write_non_pow2_errno=%d\n", umin * 3 <= umax ? atomic_write(fd, buf, umin * 3, base) : EINVAL);
+  printf("RESULT write_non_pow2_errno=%d\n",
+         umin * 3 <= umax ? atomic_write(fd, buf, umin * 3, base) : EINVAL);
   close(fd);
   return 0;
 }

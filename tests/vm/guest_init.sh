@@ -6,6 +6,7 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+echo UNTORN-GUEST-UP
 mkdir -p /tmp /run /var/lib/iscsi /run/lock/iscsi /etc/iscsi
 for kv in $(cat /proc/cmdline); do
   case "$kv" in untorn.*=*) k=${kv%%=*}; k=${k#untorn.}; eval "u_$k=\${kv#*=}";; esac
@@ -23,7 +24,8 @@ echo "root:x:0:" > /etc/group
 echo "InitiatorName=iqn.2026-11.org.untorn:vm-guest" > /etc/iscsi/initiatorname.iscsi
 : > /etc/iscsi/iscsid.conf
 iscsid
-sleep 1
+# iscsiadm talks to iscsid over an abstract unix socket; wait (bounded) until it listens.
+for i in $(seq 1 100); do grep -q ISCSIADM_ABSTRACT_NAMESPACE /proc/net/unix && break; sleep 0.05; done
 r case "$u_case"
 
 if iscsiadm -m discovery -t sendtargets -p "$portal" > /tmp/disc 2>&1 && grep -q "$portal,1 $u_iqn" /tmp/disc; then
