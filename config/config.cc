@@ -381,7 +381,7 @@ bool Parse(std::string_view json_text, Config* out, std::string* error) {
         c.log_level != "error") {
       Fail("log_level", "must be one of debug, info, warn, error");
     }
-    c.io_threads = static_cast<uint32_t>(GetUnsigned(j, "", "io_threads", 4, 256));
+    c.io_threads = static_cast<uint32_t>(GetUnsigned(j, "", "io_threads", 32, 1024));
     if (c.io_threads == 0) Fail("io_threads", "must be at least 1");
     c.limits = ParseLimits(j);
     if (!j.contains("portals") || !j["portals"].is_array() || j["portals"].empty()) {

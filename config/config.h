@@ -73,7 +73,7 @@ struct Config {
   std::string data_dir = "./untorn-data";
   std::string metrics;  // HOST:PORT of the Prometheus endpoint; empty = off
   std::string log_level = "info";
-  uint32_t io_threads = 4;
+  uint32_t io_threads = 32;  // blocked in group commit most of the time: depth = batch size
   Limits limits;
   std::vector<Target> targets;
 };

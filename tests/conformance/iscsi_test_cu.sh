@@ -7,28 +7,9 @@ set -euo pipefail
 untornd=${1:?usage: iscsi_test_cu.sh PATH_TO_UNTORND}
 command -v iscsi-test-cu >/dev/null || { echo "iscsi-test-cu not installed (libiscsi-bin)"; exit 1; }
 
-work=$(mktemp -d /tmp/untorn-conformance-XXXXXX)
-pid=
-cleanup() {
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$untornd" --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/untornd.log" 2>&1 &
-pid=$!
-port=
-for _ in $(seq 1 400); do  # up to 20 s
-  port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/untornd.log" | head -n1)
-  [ -n "$port" ] && break
-  kill -0 "$pid" 2>/dev/null || { cat "$work/untornd.log"; echo "untornd exited"; exit 1; }
-  sleep 0.05
-done
-[ -n "$port" ] || { cat "$work/untornd.log"; echo "untornd did not start"; exit 1; }
+source "$(dirname "$0")/../lib/untornd.sh"
+start_untornd "$untornd"
+port=$untornd_port
 
 url="iscsi://127.0.0.1:$port/iqn.2026-11.org.untorn:disk0/0"
 out="$work/iscsi-test-cu.txt"
@@ -53,13 +34,6 @@ if [ "$failed" != 0 ] || [ "$rc" -gt 1 ] || [ "$ran" = 0 ]; then
 fi
 [ "$atomic_skips" = 0 ] || { echo "a WriteAtomic16 test was skipped"; status=1; }
 [ "$atomic_tests" -ge 6 ] || { echo "expected the 6 WriteAtomic16 tests to pass"; status=1; }
-cleanup_pid=$pid
-kill -TERM "$pid" 2>/dev/null || true
-for _ in $(seq 1 400); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-if wait "$cleanup_pid"; then :; else echo "untornd exited with status $? after SIGTERM"; status=1; fi
-pid=
-if grep -qE 'Sanitizer|runtime error' "$work/untornd.log"; then
-  echo "untornd reported a sanitizer error:"; cat "$work/untornd.log"; status=1
-fi
+finish_untornd || status=1
 echo "$passed passed, $failed failed, $skips skipped"
 exit $status
