@@ -107,6 +107,7 @@ std::vector<uint8_t> EncodeSuperblock(const Superblock& s) {
   StoreLe64(b, 24, s.journal_size);
   StoreLe64(b, 32, s.lun_size);
   StoreLe32(b, 40, s.block_size);
+  StoreLe64(b, 48, s.start_offset);
   StoreLe32(b, 60, protocol::Crc32c(Bytes(b).first(60)));
   return b;
 }
@@ -130,6 +131,13 @@ std::optional<Superblock> DecodeSuperblock(Bytes b, std::string* why) {
   s.journal_size = LoadLe64(b, 24);
   s.lun_size = LoadLe64(b, 32);
   s.block_size = LoadLe32(b, 40);
+  s.start_offset = LoadLe64(b, 48);
+  if (s.start_offset % kRecordAlign != 0 ||
+      (s.journal_size != 0 && s.start_offset >= s.journal_size)) {
+    *why =
+        "superblock start offset " + std::to_string(s.start_offset) + " is not a record position";
+    return std::nullopt;
+  }
   return s;
 }
 

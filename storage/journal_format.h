@@ -59,6 +59,7 @@ struct Superblock {
   uint64_t journal_size = 0;
   uint64_t lun_size = 0;
   uint32_t block_size = 0;
+  uint64_t start_offset = 0;  // journal offset of record applied_sequence + 1 (the live region)
 };
 [[nodiscard]] std::vector<uint8_t> EncodeSuperblock(const Superblock& s);
 [[nodiscard]] std::optional<Superblock> DecodeSuperblock(Bytes b, std::string* why);

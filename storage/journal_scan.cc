@@ -4,50 +4,102 @@
 
 namespace untorn::storage::journal {
 
+namespace {
+
+// The record at `pos` if it is the one due: valid, of the superblock's epoch, with sequence
+// `due`, inside the LUN and the journal. Otherwise nullopt and *why says what was there.
+struct Found {
+  RecordHeader header;
+  std::vector<uint8_t> header_bytes, payload;
+};
+
+Status ReadDue(File& journal, uint64_t pos, uint64_t epoch, uint64_t due, uint64_t lun_size,
+               std::optional<Found>* out, std::string* why) {
+  out->reset();
+  const uint64_t size = journal.Size();
+  if (pos + kHeaderSize > size) {
+    *why = "end of journal";
+    return Status::Ok();
+  }
+  Found f;
+  f.header_bytes.resize(kHeaderSize);
+  if (Status s = journal.PRead(pos, f.header_bytes); !s.ok()) return s;
+  Invalid invalid;
+  const auto h = DecodeHeader(f.header_bytes, &invalid);
+  if (!h) {
+    *why = InvalidName(invalid);
+    return Status::Ok();
+  }
+  if (h->epoch != epoch) {
+    *why = "record of epoch " + std::to_string(h->epoch) + ", journal is in epoch " +
+           std::to_string(epoch) + " (stale)";
+    return Status::Ok();
+  }
+  if (h->sequence != due) {
+    *why = "sequence " + std::to_string(h->sequence) + " where " + std::to_string(due) +
+           " was due (" + (h->sequence < due ? "stale" : "gap") + ")";
+    return Status::Ok();
+  }
+  if (h->offset > lun_size || h->length > lun_size - h->offset ||
+      pos + RecordSpan(h->length) > size) {
+    *why = "record out of bounds";
+    return Status::Ok();
+  }
+  f.payload.resize(h->length);
+  if (Status s = journal.PRead(pos + kHeaderSize, f.payload); !s.ok()) return s;
+  if (!CheckCrc(*h, f.header_bytes, f.payload)) {
+    *why = InvalidName(Invalid::kChecksum);
+    return Status::Ok();
+  }
+  f.header = *h;
+  *out = std::move(f);
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status Scan(File& journal, const Superblock& sb, uint64_t lun_size, const RecordVisitor& visit,
             ScanResult* result) {
   const uint64_t size = journal.Size();
-  uint64_t pos = 0;
+  uint64_t pos = sb.start_offset;
+  uint64_t scanned = 0;  // bytes passed over since start_offset, wasted tails included
   result->last_sequence = sb.applied_sequence;
-  result->stop_reason = "end of journal";
-  std::vector<uint8_t> header(kHeaderSize), payload;
-  const auto stop = [&](const std::string& why) {
-    result->stop_reason = "at " + std::to_string(pos) + ": " + why;
-  };
-  while (pos + kHeaderSize <= size) {
-    if (Status s = journal.PRead(pos, header); !s.ok()) return s;
-    Invalid why;
-    const auto h = DecodeHeader(header, &why);
-    if (!h) {
-      stop(InvalidName(why));
+  while (true) {
+    if (scanned >= size) {
+      result->stop_reason = "at " + std::to_string(pos) + ": the whole journal was scanned";
       break;
     }
-    if (h->epoch != sb.epoch) {
-      stop("record of epoch " + std::to_string(h->epoch) + ", journal is in epoch " +
-           std::to_string(sb.epoch) + " (stale)");
+    const uint64_t due = result->last_sequence + 1;
+    std::optional<Found> found;
+    std::string why;
+    if (Status s = ReadDue(journal, pos, sb.epoch, due, lun_size, &found, &why); !s.ok()) {
+      return s;
+    }
+    if (!found && pos != 0) {
+      // The writer puts a record that does not fit before the end at offset 0: the due record
+      // may be there. Only the due sequence of this epoch with a matching CRC is taken, and a
+      // sequence is written once per epoch, so this cannot pick up a stale record.
+      std::string why_at_zero;
+      if (Status s = ReadDue(journal, 0, sb.epoch, due, lun_size, &found, &why_at_zero); !s.ok()) {
+        return s;
+      }
+      if (found) {
+        scanned += size - pos;
+        pos = 0;
+      }
+    }
+    if (!found) {
+      result->stop_reason = "at " + std::to_string(pos) + ": " + why;
       break;
     }
-    if (h->sequence != result->last_sequence + 1) {
-      stop("sequence " + std::to_string(h->sequence) + " where " +
-           std::to_string(result->last_sequence + 1) + " was due (gap)");
-      break;
-    }
-    if (h->offset > lun_size || h->length > lun_size - h->offset ||
-        pos + RecordSpan(h->length) > size) {
-      stop("record out of bounds");
-      break;
-    }
-    payload.resize(h->length);
-    if (Status s = journal.PRead(pos + kHeaderSize, payload); !s.ok()) return s;
-    if (!CheckCrc(*h, header, payload)) {
-      stop(InvalidName(Invalid::kChecksum));
-      break;
-    }
-    if (Status s = visit(*h, pos, payload); !s.ok()) return s;
-    result->last_sequence = h->sequence;
+    if (Status s = visit(found->header, pos, found->payload); !s.ok()) return s;
+    result->last_sequence = found->header.sequence;
     ++result->records;
-    result->bytes += h->length;
-    pos += RecordSpan(h->length);
+    result->bytes += found->header.length;
+    const uint64_t span = RecordSpan(found->header.length);
+    pos += span;
+    scanned += span;
+    if (pos >= size) pos = 0;
   }
   return Status::Ok();
 }

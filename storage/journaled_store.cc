@@ -75,12 +75,19 @@ Status JournaledStore::Open(const Options& options, std::unique_ptr<JournaledSto
   }
   if (!o.read_only) {
     if (store->journal_->Size() != o.journal_bytes) {
-      if (Status s = store->journal_->Truncate(o.journal_bytes); !s.ok()) return s;
+      // Written out, not sparse: appending into allocated blocks lets each group-commit
+      // fdatasync flush data only, with no block allocation to commit.
+      if (Status s = store->journal_->Truncate(0); !s.ok()) return s;
+      const std::vector<uint8_t> zeros(1 << 20, 0);
+      for (uint64_t at = 0; at < o.journal_bytes; at += zeros.size()) {
+        const size_t n =
+            static_cast<size_t>(std::min<uint64_t>(zeros.size(), o.journal_bytes - at));
+        if (Status s = store->journal_->PWrite(at, {zeros.data(), n}); !s.ok()) return s;
+      }
       if (Status s = store->journal_->Sync(); !s.ok()) return s;
     }
     // Start a new epoch: whatever the journal holds is now stale.
-    std::unique_lock lk(store->mu_);
-    if (Status s = store->CheckpointLocked(lk); !s.ok()) return s;
+    if (Status s = store->StartEpoch(); !s.ok()) return s;
   }
   store->journal_sync_ =
       std::make_unique<GroupSync>(store->journal_.get(), store->last_sequence_ + 1);
@@ -136,13 +143,13 @@ Status JournaledStore::Recover(const journal::Superblock& sb, RecoveryReport* re
   return Status::Ok();
 }
 
-Status JournaledStore::WriteSuperblock(uint64_t epoch, uint64_t applied) {
+Status JournaledStore::WriteSuperblock(uint64_t epoch, uint64_t applied, uint64_t start) {
   const std::string path = SuperPath(options_.data_path);
   const std::string tmp = path + ".tmp";
   std::unique_ptr<File> f;
   if (Status s = fs_->Open(tmp, true, false, &f); !s.ok()) return s;
-  journal::Superblock sb{epoch, applied, options_.journal_bytes, options_.size_bytes,
-                         options_.block_size};
+  journal::Superblock sb{
+      epoch, applied, options_.journal_bytes, options_.size_bytes, options_.block_size, start};
   if (Status s = f->Truncate(0); !s.ok()) return s;
   if (Status s = f->PWrite(0, journal::EncodeSuperblock(sb)); !s.ok()) return s;
   if (Status s = f->Sync(); !s.ok()) return s;
@@ -151,23 +158,42 @@ Status JournaledStore::WriteSuperblock(uint64_t epoch, uint64_t applied) {
   return fs_->SyncDir(path);
 }
 
-Status JournaledStore::CheckpointLocked(std::unique_lock<std::mutex>& lk) {
-  while (checkpointing_) cv_.wait(lk);
-  checkpointing_ = true;  // new reservations wait from here
-  cv_.wait(lk, [&] { return in_flight_ == 0; });
-  const uint64_t epoch = epoch_ + 1;
-  const uint64_t applied = last_sequence_;
-  lk.unlock();
-  // Every record is applied to the data file; make that durable, then retire the journal.
+Status JournaledStore::StartEpoch() {
+  // Every replayed record is in the data file; make that durable, then retire the journal.
   Status s = data_->Sync();
-  if (s.ok()) s = WriteSuperblock(epoch, applied);
+  if (s.ok()) s = WriteSuperblock(epoch_ + 1, last_sequence_, 0);
+  if (!s.ok()) return Fail(s);
+  std::lock_guard lk(mu_);
+  ++epoch_;
+  position_ = 0;
+  used_ = 0;
+  journaled_.clear();
+  return Status::Ok();
+}
+
+Status JournaledStore::CheckpointLocked(std::unique_lock<std::mutex>& lk) {
+  // One at a time. A caller that finds one running waits, then runs its own: records it
+  // cares about may be newer than that one's snapshot.
+  while (checkpointing_) cv_.wait(lk);
+  checkpointing_ = true;
+  const uint64_t applied = last_sequence_;
+  const uint64_t start = position_;
+  const uint64_t retired_bytes = used_;
+  retiring_ = std::move(journaled_);
+  journaled_.clear();
+  cv_.wait(lk, [&] { return unapplied_.empty() || *unapplied_.begin() > applied; });
+  const uint64_t epoch = epoch_;
+  lk.unlock();
+  // Records up to `applied` are in the data file; make that durable, then retire them. Appends
+  // of later records go on meanwhile; their space is outside [old start, start).
+  Status s = data_->Sync();
+  if (s.ok()) s = WriteSuperblock(epoch, applied, start == options_.journal_bytes ? 0 : start);
   lk.lock();
   checkpointing_ = false;
   checkpoint_wanted_ = false;
   if (s.ok()) {
-    epoch_ = epoch;
-    position_ = 0;
-    journaled_.clear();
+    used_ -= retired_bytes;
+    retiring_.clear();
     ++checkpoints_;
   }
   cv_.notify_all();
@@ -189,8 +215,8 @@ void JournaledStore::BackgroundLoop() {
     cv_.wait_for(lk, std::chrono::seconds(1), [&] { return stopping_ || checkpoint_wanted_; });
     if (stopping_ || failed_.load()) continue;
     const bool full =
-        position_ > static_cast<uint64_t>(options_.journal_bytes * options_.checkpoint_fill);
-    const bool old = position_ > 0 && std::chrono::steady_clock::now() - last > kCheckpointInterval;
+        used_ > static_cast<uint64_t>(options_.journal_bytes * options_.checkpoint_fill);
+    const bool old = used_ > 0 && std::chrono::steady_clock::now() - last > kCheckpointInterval;
     if (checkpoint_wanted_ || full || old) {
       (void)CheckpointLocked(lk);
       last = std::chrono::steady_clock::now();
@@ -221,14 +247,17 @@ Status JournaledStore::CheckWritable(uint64_t offset, uint64_t length) const {
   return CheckRange(offset, length);
 }
 
-bool JournaledStore::OverlapsJournaled(uint64_t offset, uint64_t length) const {
+namespace {
+bool Overlaps(const std::map<uint64_t, uint64_t>& ranges, uint64_t offset, uint64_t length) {
   const uint64_t end = offset + length;
-  auto it = journaled_.upper_bound(offset);
-  if (it != journaled_.begin()) {
-    auto prev = std::prev(it);
-    if (prev->second > offset) return true;
-  }
-  return it != journaled_.end() && it->first < end;
+  auto it = ranges.upper_bound(offset);
+  if (it != ranges.begin() && std::prev(it)->second > offset) return true;
+  return it != ranges.end() && it->first < end;
+}
+}  // namespace
+
+bool JournaledStore::OverlapsJournaled(uint64_t offset, uint64_t length) const {
+  return Overlaps(journaled_, offset, length) || Overlaps(retiring_, offset, length);
 }
 
 Status JournaledStore::AppendAndApply(RecordKind kind, uint64_t offset,
@@ -237,23 +266,34 @@ Status JournaledStore::AppendAndApply(RecordKind kind, uint64_t offset,
   if (span > options_.journal_bytes / 2) {
     return Status::Error(Status::Code::kInvalid, "write larger than half the journal");
   }
+  const uint64_t size = options_.journal_bytes;
   uint64_t sequence = 0, at = 0, epoch = 0;
   {
     std::unique_lock lk(mu_);
-    while (checkpointing_ || position_ + span > options_.journal_bytes) {
+    while (true) {
       if (failed_.load()) return Status::Error(Status::Code::kReadOnly, "store failed earlier");
-      if (!checkpointing_) {
-        // Journal full: back-pressure until a checkpoint frees it (run it here).
-        if (Status s = CheckpointLocked(lk); !s.ok()) return s;
-        continue;
+      // A record that does not fit before the end goes at offset 0; the tail is wasted.
+      at = position_;
+      uint64_t waste = 0;
+      if (at + span > size) {
+        waste = size - at;
+        at = 0;
       }
-      cv_.wait(lk);
+      if (used_ + waste + span <= size) {
+        used_ += waste + span;
+        break;
+      }
+      // Journal full: back-pressure until a checkpoint frees space (run one here if none is).
+      if (!checkpointing_) {
+        if (Status s = CheckpointLocked(lk); !s.ok()) return s;
+      } else {
+        cv_.wait(lk);
+      }
     }
     sequence = ++last_sequence_;
-    at = position_;
     epoch = epoch_;
-    position_ += span;
-    ++in_flight_;
+    position_ = at + span;
+    unapplied_.insert(sequence);
     // Remember the range, merging neighbours, so later plain writes to it are journaled too.
     uint64_t b = offset, e = offset + data.size();
     auto it = journaled_.upper_bound(b);
@@ -264,7 +304,7 @@ Status JournaledStore::AppendAndApply(RecordKind kind, uint64_t offset,
       it = journaled_.erase(it);
     }
     journaled_[b] = e;
-    if (position_ > options_.journal_bytes * options_.checkpoint_fill) {
+    if (used_ > size * options_.checkpoint_fill && !checkpointing_) {
       checkpoint_wanted_ = true;
       cv_.notify_all();
     }
@@ -281,7 +321,7 @@ Status JournaledStore::AppendAndApply(RecordKind kind, uint64_t offset,
   if (s.ok()) s = data_->PWrite(offset, data);
   {
     std::lock_guard lk(mu_);
-    --in_flight_;
+    unapplied_.erase(sequence);
   }
   cv_.notify_all();
   if (!s.ok()) return Fail(s);
@@ -372,7 +412,7 @@ JournaledStore::Stats JournaledStore::stats() {
   st.data_sync_waiters = d.writes;
   std::lock_guard lk(mu_);
   st.checkpoints = checkpoints_;
-  st.journal_used = position_;
+  st.journal_used = used_;
   st.journal_size = options_.journal_bytes;
   return st;
 }

@@ -9,12 +9,14 @@
 //   last checkpoint: then they are journaled too, so replay can never revert them.
 // - Durable plain writes (FUA, or write cache off) and Flush share a group-committed fdatasync
 //   of the data file.
-// - A background checkpoint (and any writer that finds the journal full) waits for records in
-//   flight to be applied, syncs the data file, writes the superblock by temp file + fsync +
-//   rename + directory fsync with the next epoch, and reuses the journal from its start.
+// - The journal is circular. A background checkpoint (or a writer that finds the journal full)
+//   notes the last record reserved, waits until that record and all before it are applied,
+//   syncs the data file and writes the superblock (temp file + fsync + rename + directory
+//   fsync) naming that record and where the next one starts; the space before it is then
+//   reused. Appends go on while a checkpoint runs; only a full journal makes writers wait.
 // - Open() recovers before anything is served: replays the records of the superblock's epoch in
-//   sequence order, stops at the first torn, corrupt, stale or out-of-sequence record, syncs,
-//   and checkpoints.
+//   sequence order from the superblock's start offset, stops at the first torn, corrupt, stale
+//   or out-of-sequence record, syncs, and starts a new epoch with an empty journal.
 // - A failed write or sync is sticky: every later write is refused until restart.
 //
 // Thread-safe: the target calls it from its storage pool.
@@ -25,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -87,7 +90,8 @@ class JournaledStore final : public BlockStore {
  private:
   JournaledStore(const Options& o, std::unique_ptr<File> data, std::unique_ptr<File> journal);
   Status Recover(const journal::Superblock& sb, RecoveryReport* report);
-  Status WriteSuperblock(uint64_t epoch, uint64_t applied);
+  Status WriteSuperblock(uint64_t epoch, uint64_t applied, uint64_t start);
+  Status StartEpoch();  // at Open, nothing in flight: sync, next epoch, empty journal
   Status CheckRange(uint64_t offset, uint64_t length) const;
   Status CheckWritable(uint64_t offset, uint64_t length) const;
   // Journal, make durable, apply. Caller holds the exclusive range lock.
@@ -108,15 +112,22 @@ class JournaledStore final : public BlockStore {
   std::atomic<bool> failed_{false};
 
   std::mutex mu_;
-  std::condition_variable cv_;              // space freed, checkpoint done, in-flight drained
-  uint64_t epoch_ = 0;                      // guarded by mu_
-  uint64_t last_sequence_ = 0;              // guarded by mu_: last sequence reserved
-  uint64_t position_ = 0;                   // guarded by mu_: next record offset in the journal
-  uint64_t in_flight_ = 0;                  // guarded by mu_: reserved, not yet applied
-  bool checkpointing_ = false;              // guarded by mu_
-  bool checkpoint_wanted_ = false;          // guarded by mu_
-  bool stopping_ = false;                   // guarded by mu_
-  std::map<uint64_t, uint64_t> journaled_;  // guarded by mu_: [begin, end) since checkpoint
+  std::condition_variable cv_;  // space freed, checkpoint done, in-flight drained
+  uint64_t epoch_ = 0;          // guarded by mu_
+  uint64_t last_sequence_ = 0;  // guarded by mu_: last sequence reserved
+  // The live region of the circular journal: `used_` bytes from the record after the last
+  // checkpoint up to `position_`, counting tails skipped when a record wrapped to offset 0.
+  uint64_t position_ = 0;           // guarded by mu_: where the next record goes
+  uint64_t used_ = 0;               // guarded by mu_
+  std::set<uint64_t> unapplied_;    // guarded by mu_: sequences reserved, not yet applied
+  bool checkpointing_ = false;      // guarded by mu_
+  bool checkpoint_wanted_ = false;  // guarded by mu_
+  bool stopping_ = false;           // guarded by mu_
+  // Byte ranges [begin, end) of the LUN written by live records: plain writes to them are
+  // journaled so replay cannot revert them. `retiring_` holds the ranges of the records a
+  // running checkpoint retires, `journaled_` those of records reserved since it began.
+  std::map<uint64_t, uint64_t> journaled_;  // guarded by mu_
+  std::map<uint64_t, uint64_t> retiring_;   // guarded by mu_
   uint64_t checkpoints_ = 0;                // guarded by mu_
   std::thread background_;
 };

@@ -88,10 +88,11 @@ int main(int argc, char** argv) {
     std::string stop;
     const uint64_t n = Scan(data, sb, cmd == "dump", &stop);
     std::printf(
-        "superblock: epoch %llu, applied sequence %llu, journal %llu bytes, LUN %llu bytes "
-        "in %u-byte blocks\n",
+        "superblock: epoch %llu, applied sequence %llu, next record at %llu, journal %llu "
+        "bytes, LUN %llu bytes in %u-byte blocks\n",
         static_cast<unsigned long long>(sb.epoch),
         static_cast<unsigned long long>(sb.applied_sequence),
+        static_cast<unsigned long long>(sb.start_offset),
         static_cast<unsigned long long>(sb.journal_size),
         static_cast<unsigned long long>(sb.lun_size), sb.block_size);
     std::printf("%llu record(s) to replay; scan stopped: %s\n", static_cast<unsigned long long>(n),

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <thread>
 
 #include "storage/journal_format.h"
@@ -209,6 +210,33 @@ TEST(JournaledStore, FullJournalWaitsForCheckpointAndLosesNothing) {
     std::vector<uint8_t> b(16384);
     ASSERT_TRUE(s->Read(static_cast<uint64_t>(t) * 16384, b).ok());
     EXPECT_EQ(b, Fill(16384, static_cast<uint8_t>(t * 40 + 40)));
+  }
+}
+
+// The journal is circular: after a checkpoint late in the file, records go on to its end and
+// wrap to offset 0; recovery follows them across the wrap, in sequence order.
+TEST(JournaledStore, RecordsWrapToTheJournalStartAndReplay) {
+  MemFileSystem fs;
+  auto s = OpenOk(&fs);
+  const auto write = [&](int i) {
+    ASSERT_TRUE(s->WriteAtomic(static_cast<uint64_t>(i % 48) * 16384,
+                               Fill(16384, static_cast<uint8_t>(i + 1)), Durability::kDurable)
+                    .ok());
+  };
+  for (int i = 0; i < 44; ++i) write(i);  // about 0.7 MiB of the 1 MiB journal
+  ASSERT_TRUE(s->Checkpoint().ok());
+  for (int i = 44; i < 70; ++i) write(i);  // past the end and round to the start
+  EXPECT_EQ(s->stats().checkpoints, 1u) << "a full journal forced a checkpoint";
+  std::mt19937_64 rng(5);
+  auto crashed = fs.CrashState(fs.EventCount(), rng);
+  JournaledStore::RecoveryReport r;
+  auto again = OpenOk(crashed.get(), &r);
+  EXPECT_EQ(r.records_replayed, 26u) << r.stop_reason;
+  for (int slot = 0; slot < 48; ++slot) {
+    const int last = slot + 48 < 70 ? slot + 48 : slot;
+    std::vector<uint8_t> b(16384);
+    ASSERT_TRUE(again->Read(static_cast<uint64_t>(slot) * 16384, b).ok());
+    EXPECT_EQ(b, Fill(16384, static_cast<uint8_t>(last + 1))) << "slot " << slot;
   }
 }
 
