@@ -224,6 +224,11 @@ CommandPlan LogicalUnit::Prepare(const Nexus& nexus, Bytes cdb) {
   const Command* c = cdb.empty() ? nullptr : Find(cdb);
   if (c == nullptr) {
     plan.done = ScsiOutcome::Check(sense::InvalidOpcode());
+  } else if (cdb.size() < c->cdb_length) {
+    // Shorter than the opcode's CDB: over iSCSI only a variable-length CDB without its
+    // Extended CDB AHS can be, so the field at fault is its ADDITIONAL CDB LENGTH.
+    plan.done = ScsiOutcome::Check(
+        sense::InvalidFieldInCdb(c->opcode == protocol::op::kVariableLength ? 7 : 0));
   } else if (c->service_action >= 0 && (cdb[1] & 0x1f) != c->service_action) {
     plan.done = ScsiOutcome::Check(sense::InvalidFieldInCdb(1, 4));
   } else if (auto bad = protocol::CheckControlByte(cdb)) {

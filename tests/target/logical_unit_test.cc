@@ -71,6 +71,17 @@ class LogicalUnitTest : public ::testing::Test {
   std::unique_ptr<LogicalUnit> lu_;
 };
 
+// Found by fuzz_scsi: a MODE SELECT(10) opcode in a 6-byte CDB was decoded past its end.
+TEST_F(LogicalUnitTest, CdbShorterThanItsOpcodeIsRefused) {
+  ExpectSense(Run({0x55, 0x00, 0x00, 0xff, 0x00, 0x12}), SenseKey::kIllegalRequest, 0x24, 0x00);
+  ExpectSense(Run({0x9c, 0, 0, 0, 0, 0, 0, 0, 0, 0}), SenseKey::kIllegalRequest, 0x24, 0x00);
+  std::vector<uint8_t> variable(16, 0);  // 7Fh without the rest of its 32 bytes
+  variable[0] = 0x7f;
+  variable[7] = 0x18;
+  const ScsiOutcome o = Run(variable);
+  ExpectSense(o, SenseKey::kIllegalRequest, 0x24, 0x00);
+}
+
 TEST_F(LogicalUnitTest, WriteAtomicWritesAndReadsBack) {
   std::vector<uint8_t> data(8 * 512, 0x77);
   const auto o = Run(WriteAtomic16(16, 8), data);
