@@ -142,6 +142,28 @@ bool ParseOptions(int argc, char** argv, std::initializer_list<OptionSpec> specs
   return true;
 }
 
+bool ParseCommandLine(const char* tool, int argc, char** argv,
+                      std::initializer_list<OptionSpec> specs, size_t positional, Options* out) {
+  std::string error;
+  if (!ParseOptions(argc, argv, specs, out, &error)) {
+    std::fprintf(stderr, "%s: %s\n", tool, error.c_str());
+    return false;
+  }
+  if (out->positional.size() != positional && !out->Has("help")) {
+    std::fprintf(stderr, "%s: expected %zu argument(s) besides the options, got %zu\n", tool,
+                 positional, out->positional.size());
+    return false;
+  }
+  return true;
+}
+
+std::optional<Session> ConnectFromOptions(const char* tool, const Options& o) {
+  std::string error;
+  auto s = Connect(o.positional.at(0), o.Get("initiator", kDefaultInitiator), &error);
+  if (!s) std::fprintf(stderr, "%s: %s\n", tool, error.c_str());
+  return s;
+}
+
 std::optional<uint64_t> ParseCount(std::string_view text) {
   int base = 10;
   if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {

@@ -83,6 +83,14 @@ struct Options {
 };
 [[nodiscard]] bool ParseOptions(int argc, char** argv, std::initializer_list<OptionSpec> specs,
                                 Options* out, std::string* error);
+// ParseOptions for a tool's main: also demands exactly `positional` positional arguments, and
+// on failure prints "TOOL: reason" to stderr.
+[[nodiscard]] bool ParseCommandLine(const char* tool, int argc, char** argv,
+                                    std::initializer_list<OptionSpec> specs, size_t positional,
+                                    Options* out);
+// Connect to the URL in positional[0] as --initiator (or the default); on failure prints
+// "TOOL: reason" to stderr.
+[[nodiscard]] std::optional<Session> ConnectFromOptions(const char* tool, const Options& o);
 
 // Parses an unsigned decimal or 0x-hex number with an optional k/m/g (binary) suffix.
 [[nodiscard]] std::optional<uint64_t> ParseCount(std::string_view text);

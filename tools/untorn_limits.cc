@@ -61,21 +61,14 @@ int Usage() {
 
 int main(int argc, char** argv) {
   untorn::tools::Options opt;
-  std::string error;
-  if (!untorn::tools::ParseOptions(argc, argv, {{"initiator", true}, {"help", false}}, &opt,
-                                   &error) ||
-      opt.positional.size() != 1) {
-    if (!error.empty()) std::fprintf(stderr, "untorn-limits: %s\n", error.c_str());
+  if (!untorn::tools::ParseCommandLine("untorn-limits", argc, argv,
+                                       {{"initiator", true}, {"help", false}}, 1, &opt)) {
     return Usage();
   }
   if (opt.Has("help")) return Usage(), 0;
   const std::string url = opt.positional[0];
-  const std::string initiator = opt.Get("initiator", untorn::tools::kDefaultInitiator);
-  auto session = untorn::tools::Connect(url, initiator, &error);
-  if (!session) {
-    std::fprintf(stderr, "untorn-limits: %s\n", error.c_str());
-    return 1;
-  }
+  auto session = untorn::tools::ConnectFromOptions("untorn-limits", opt);
+  if (!session) return 1;
   iscsi_context* c = session->context.get();
   Task task(iscsi_inquiry_sync(c, session->lun, 1, SCSI_INQUIRY_PAGECODE_BLOCK_LIMITS, 255));
   if (!task || task->status != SCSI_STATUS_GOOD) {

@@ -24,15 +24,13 @@ int Usage() {
 int main(int argc, char** argv) {
   untorn::tools::Options o;
   std::string error;
-  if (!untorn::tools::ParseOptions(argc, argv,
-                                   {{"lba", true},
-                                    {"blocks", true},
-                                    {"pattern", true},
-                                    {"initiator", true},
-                                    {"help", false}},
-                                   &o, &error) ||
-      o.positional.size() != 1) {
-    if (!error.empty()) std::fprintf(stderr, "untorn-verify: %s\n", error.c_str());
+  if (!untorn::tools::ParseCommandLine("untorn-verify", argc, argv,
+                                       {{"lba", true},
+                                        {"blocks", true},
+                                        {"pattern", true},
+                                        {"initiator", true},
+                                        {"help", false}},
+                                       1, &o)) {
     return Usage();
   }
   if (o.Has("help")) return Usage(), 0;
@@ -44,12 +42,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "untorn-verify: %s\n", error.c_str());
     return 2;
   }
-  auto session = untorn::tools::Connect(
-      o.positional[0], o.Get("initiator", untorn::tools::kDefaultInitiator), &error);
-  if (!session) {
-    std::fprintf(stderr, "untorn-verify: %s\n", error.c_str());
-    return 1;
-  }
+  auto session = untorn::tools::ConnectFromOptions("untorn-verify", o);
+  if (!session) return 1;
   if (*lba > session->blocks || *blocks > session->blocks - *lba) {
     std::fprintf(stderr, "untorn-verify: LBA %llu + %llu blocks is past the LUN's %llu blocks\n",
                  static_cast<unsigned long long>(*lba), static_cast<unsigned long long>(*blocks),

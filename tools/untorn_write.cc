@@ -44,21 +44,19 @@ bool Number(const untorn::tools::Options& o, const char* name, uint64_t max, uin
 int main(int argc, char** argv) {
   untorn::tools::Options o;
   std::string error;
-  if (!untorn::tools::ParseOptions(argc, argv,
-                                   {{"lba", true},
-                                    {"blocks", true},
-                                    {"atomic", false},
-                                    {"boundary", true},
-                                    {"fua", false},
-                                    {"dpo", false},
-                                    {"wrprotect", true},
-                                    {"group", true},
-                                    {"pattern", true},
-                                    {"initiator", true},
-                                    {"help", false}},
-                                   &o, &error) ||
-      o.positional.size() != 1) {
-    if (!error.empty()) std::fprintf(stderr, "untorn-write: %s\n", error.c_str());
+  if (!untorn::tools::ParseCommandLine("untorn-write", argc, argv,
+                                       {{"lba", true},
+                                        {"blocks", true},
+                                        {"atomic", false},
+                                        {"boundary", true},
+                                        {"fua", false},
+                                        {"dpo", false},
+                                        {"wrprotect", true},
+                                        {"group", true},
+                                        {"pattern", true},
+                                        {"initiator", true},
+                                        {"help", false}},
+                                       1, &o)) {
     return Usage();
   }
   if (o.Has("help")) return Usage(), 0;
@@ -79,12 +77,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "untorn-write: %s\n", error.c_str());
     return 2;
   }
-  auto session = untorn::tools::Connect(
-      o.positional[0], o.Get("initiator", untorn::tools::kDefaultInitiator), &error);
-  if (!session) {
-    std::fprintf(stderr, "untorn-write: %s\n", error.c_str());
-    return 1;
-  }
+  auto session = untorn::tools::ConnectFromOptions("untorn-write", o);
+  if (!session) return 1;
   const uint32_t bs = session->block_size;
   std::vector<uint8_t> data(blocks * bs);
   for (uint64_t i = 0; i < blocks; ++i) FillBlock(*pattern, lba + i, data.data() + i * bs, bs);
