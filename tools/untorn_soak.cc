@@ -91,9 +91,13 @@ void OneSession(const std::string& url, int id, std::mt19937& rng, Counters* c) 
       ++c->dropped;
       break;
     default: {  // Vanishes with a write in flight.
+      // Destroying the context cancels the task and calls back with it, to be freed there.
       (void)iscsi_write16_task(
           ctx, s->lun, 0, buf.data(), 8 * bs, bs, 0, 0, 1, 0, 0,
-          [](iscsi_context*, int, void*, void*) {}, nullptr);
+          [](iscsi_context*, int, void* task, void*) {
+            scsi_free_scsi_task(static_cast<scsi_task*>(task));
+          },
+          nullptr);
       (void)iscsi_service(ctx, POLLOUT);
       ::shutdown(iscsi_get_fd(ctx), SHUT_RDWR);
       ++c->dropped_busy;
