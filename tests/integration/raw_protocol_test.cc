@@ -232,5 +232,99 @@ TEST(RawProtocol, LoginWithGarbageKeysIsRefusedNotCrashed) {
   EXPECT_TRUE(good.Works());
 }
 
+// DefaultConfig() with more keys in its "limits" object.
+std::string WithLimits(const std::string& keys) {
+  std::string config = DefaultConfig();
+  const std::string nop = "\"nop_interval_seconds\": 5";
+  config.replace(config.find(nop), nop.size(), nop + ", " + keys);
+  return config;
+}
+
+// RFC 7143 §6.1.3: a key may be offered once per negotiation; repeating one is a protocol
+// error, answered with a Login Response of class 2 (initiator error), then the close.
+TEST(RawProtocol, KeyRepeatedInOneLoginRequestIsRefused) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander good(d);
+  RawClient c(d.port());
+  Pdu p;
+  p.bhs[0] = 0x43;
+  p.bhs[1] = 0x87;  // T, CSG 1 (operational), NSG 3
+  p.bhs[8] = 0x80;  // ISID
+  protocol::StoreBe32(p.bhs, 16, 1);
+  p.data = protocol::EncodeTextKeys({{"InitiatorName", "iqn.2026-11.org.untorn:hostile"},
+                                     {"TargetName", kTargetIqn},
+                                     {"SessionType", "Normal"},
+                                     {"MaxBurstLength", "65536"},
+                                     {"MaxBurstLength", "262144"}});
+  c.Send(p);
+  auto r = c.Receive();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->RawOpcode(), 0x23);
+  EXPECT_EQ(r->bhs[36], 0x02);  // initiator error
+  EXPECT_TRUE(c.ClosedWithin(5000));
+  EXPECT_TRUE(good.Works());
+}
+
+// A Login Request in full feature phase is out of order: Reject (protocol error), then close.
+TEST(RawProtocol, LoginRequestInFullFeaturePhaseIsRejectedAndCloses) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander good(d);
+  RawClient c(d.port());
+  ASSERT_TRUE(c.Login(kTargetIqn, {}));
+  Pdu p;
+  p.bhs[0] = 0x43;
+  p.bhs[1] = 0x87;
+  protocol::StoreBe32(p.bhs, 16, 9);
+  protocol::StoreBe32(p.bhs, 24, c.next_cmd_sn());
+  c.Send(p);
+  auto r = c.Receive();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->RawOpcode(), 0x3f);
+  EXPECT_EQ(r->bhs[2], 0x04);  // protocol error
+  EXPECT_TRUE(c.ClosedWithin(5000));
+  EXPECT_TRUE(good.Works());
+}
+
+// A client that sends half a BHS and stalls is dropped when the login timeout runs out; the
+// established session is untouched.
+TEST(RawProtocol, HalfAPduBeforeLoginIsDroppedAtTheLoginTimeout) {
+  UntorndProcess d(WithLimits("\"login_timeout_seconds\": 2"));
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander good(d);
+  RawClient c(d.port());
+  std::vector<uint8_t> half(20, 0);
+  half[0] = 0x43;
+  c.SendRaw(half);
+  EXPECT_TRUE(c.ClosedWithin(8000));
+  EXPECT_TRUE(good.Works());
+}
+
+// At the per-target session limit a new session is refused at login with "out of resources"
+// (class 3, detail 2); the established one goes on.
+TEST(RawProtocol, SessionLimitRefusesTheNewcomerNotTheEstablished) {
+  UntorndProcess d(WithLimits("\"max_sessions_per_target\": 1"));
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander good(d);
+  ASSERT_TRUE(good.Works());
+  RawClient c(d.port());
+  uint16_t status = 0;
+  EXPECT_FALSE(c.Login(kTargetIqn, {}, &status));
+  EXPECT_EQ(status, 0x0302);
+  EXPECT_TRUE(good.Works());
+}
+
+// At the connection limit a new TCP connection is closed at once; the established one goes on.
+TEST(RawProtocol, ConnectionLimitClosesTheNewcomerNotTheEstablished) {
+  UntorndProcess d(WithLimits("\"max_connections\": 1"));
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander good(d);
+  ASSERT_TRUE(good.Works());
+  RawClient c(d.port());
+  EXPECT_TRUE(c.ClosedWithin(5000));
+  EXPECT_TRUE(good.Works());
+}
+
 }  // namespace
 }  // namespace untorn::testing
