@@ -326,5 +326,78 @@ TEST(RawProtocol, ConnectionLimitClosesTheNewcomerNotTheEstablished) {
   EXPECT_TRUE(good.Works());
 }
 
+// Data-Out reaching past the command's expected length: Reject (protocol error) and the task
+// ends with ABORTED COMMAND / TOO MUCH WRITE DATA (4Bh/02h); the session goes on.
+TEST(RawProtocol, DataOutPastTheExpectedLengthEndsTheTaskNotTheSession) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  RawClient c(d.port());
+  ASSERT_TRUE(c.Login(kTargetIqn, {{"ImmediateData", "No"}}));
+  Pdu cmd;
+  cmd.bhs[0] = 0x01;
+  cmd.bhs[1] = 0xa0;  // F, W
+  protocol::StoreBe32(cmd.bhs, 16, 0x51);
+  protocol::StoreBe32(cmd.bhs, 20, 512);  // EDTL: one block
+  protocol::StoreBe32(cmd.bhs, 24, c.next_cmd_sn());
+  const uint8_t write10[] = {0x2a, 0, 0, 0, 0, 8, 0, 0, 1, 0};
+  std::copy(std::begin(write10), std::end(write10), cmd.bhs.begin() + 32);
+  c.Send(cmd);
+  Pdu out;
+  out.bhs[0] = 0x05;
+  out.bhs[1] = 0x80;
+  protocol::StoreBe32(out.bhs, 16, 0x51);
+  protocol::StoreBe32(out.bhs, 20, protocol::kReservedTag);
+  out.data.assign(1024, 0x66);  // twice the expected length
+  c.Send(out);
+  bool rejected = false;
+  std::optional<Pdu> response;
+  for (int i = 0; i < 4 && !(rejected && response); ++i) {
+    auto r = c.Receive();
+    ASSERT_TRUE(r);
+    if (r->RawOpcode() == 0x3f) {
+      EXPECT_EQ(r->bhs[2], 0x04);  // protocol error
+      rejected = true;
+    } else if (r->RawOpcode() == 0x21) {
+      response = r;
+    }
+  }
+  ASSERT_TRUE(rejected);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->bhs[3], 0x02);  // CHECK CONDITION
+  ASSERT_GE(response->data.size(), 2u + 14u);
+  EXPECT_EQ(response->data[2 + 2] & 0x0f, 0x0b);  // ABORTED COMMAND
+  EXPECT_EQ(response->data[2 + 12], 0x4b);
+  EXPECT_EQ(response->data[2 + 13], 0x02);
+  // The session goes on: TEST UNIT READY with the next CmdSN (the WRITE above used one).
+  Pdu tur;
+  tur.bhs[0] = 0x01;
+  tur.bhs[1] = 0x80;
+  protocol::StoreBe32(tur.bhs, 16, 0x52);
+  protocol::StoreBe32(tur.bhs, 24, c.next_cmd_sn() + 1);
+  c.Send(tur);
+  auto ok = c.Receive();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->RawOpcode(), 0x21);
+  EXPECT_EQ(ok->bhs[3], 0x00);
+}
+
+// A data segment larger than the MaxRecvDataSegmentLength the target declared closes the
+// connection before the target reads (or allocates for) it.
+TEST(RawProtocol, DataSegmentOverTheNegotiatedSizeClosesTheConnection) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander good(d);
+  RawClient c(d.port());
+  ASSERT_TRUE(c.Login(kTargetIqn, {}));
+  std::vector<uint8_t> bhs(48, 0);
+  bhs[0] = 0x40;                                // immediate NOP-Out
+  protocol::StoreBe24(bhs, 5, (1u << 24) - 4);  // far over 262144
+  protocol::StoreBe32(bhs, 16, 3);
+  protocol::StoreBe32(bhs, 20, protocol::kReservedTag);
+  c.SendRaw(bhs);
+  EXPECT_TRUE(c.ClosedWithin(5000));
+  EXPECT_TRUE(good.Works());
+}
+
 }  // namespace
 }  // namespace untorn::testing
