@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 
 #include "storage/status.h"
@@ -22,6 +23,11 @@ class BlockStore {
   [[nodiscard]] virtual uint64_t size_bytes() const = 0;
 
   virtual Status Read(uint64_t offset, std::span<uint8_t> out) = 0;
+  // Read only if it needs no waiting (no conflicting lock, data cached): nullopt if it would
+  // block, for the caller to Read on a thread that may block. The default never tries.
+  [[nodiscard]] virtual std::optional<Status> TryReadNoWait(uint64_t, std::span<uint8_t>) {
+    return std::nullopt;
+  }
   virtual Status Write(uint64_t offset, std::span<const uint8_t> data, Durability d) = 0;
   // All-or-nothing with respect to crashes, and isolated: a concurrent Read of an overlapping
   // range sees either none or all of `data`.

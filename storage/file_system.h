@@ -17,6 +17,9 @@ class File {
  public:
   virtual ~File() = default;
   virtual Status PRead(uint64_t offset, std::span<uint8_t> out) = 0;  // short file reads zeros
+  // PRead only if it needs no waiting for the device (all of it in the page cache): false if
+  // it would block, and `out` is then unspecified. The default never tries.
+  [[nodiscard]] virtual bool TryPReadNoWait(uint64_t, std::span<uint8_t>) { return false; }
   virtual Status PWrite(uint64_t offset, std::span<const uint8_t> data) = 0;
   // Makes every completed PWrite and Truncate durable (fdatasync).
   virtual Status Sync() = 0;

@@ -343,6 +343,14 @@ Status JournaledStore::Read(uint64_t offset, std::span<uint8_t> out) {
   return data_->PRead(offset, out);
 }
 
+std::optional<Status> JournaledStore::TryReadNoWait(uint64_t offset, std::span<uint8_t> out) {
+  if (Status s = CheckRange(offset, out.size()); !s.ok()) return s;
+  auto guard = locks_.TryLock(offset, out.size(), RangeLock::Mode::kShared);
+  if (!guard) return std::nullopt;  // an atomic write to these blocks is in flight
+  if (!data_->TryPReadNoWait(offset, out)) return std::nullopt;
+  return Status::Ok();
+}
+
 Status JournaledStore::WriteAtomic(uint64_t offset, std::span<const uint8_t> data, Durability) {
   // Journaled records are durable when acknowledged, whatever the requested durability.
   if (Status s = CheckWritable(offset, data.size()); !s.ok()) return s;

@@ -9,6 +9,9 @@ class MemFile final : public File {
  public:
   MemFile(MemFileSystem* fs, uint64_t node, bool read_only)
       : fs_(fs), node_(node), read_only_(read_only) {}
+  bool TryPReadNoWait(uint64_t offset, std::span<uint8_t> out) override {
+    return fs_->FileRead(node_, offset, out).ok();  // memory never waits for a device
+  }
   Status PRead(uint64_t offset, std::span<uint8_t> out) override {
     return fs_->FileRead(node_, offset, out);
   }

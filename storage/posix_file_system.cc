@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,6 +28,14 @@ class PosixFile final : public File {
  public:
   PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
   ~PosixFile() override { ::close(fd_); }
+
+  bool TryPReadNoWait(uint64_t offset, std::span<uint8_t> out) override {
+    // RWF_NOWAIT: EAGAIN rather than wait for the device; a short read means part of the range
+    // is not cached (the data file is never shorter than the LUN), so the caller reads again.
+    iovec iov{out.data(), out.size()};
+    const ssize_t n = ::preadv2(fd_, &iov, 1, static_cast<off_t>(offset), RWF_NOWAIT);
+    return n == static_cast<ssize_t>(out.size());
+  }
 
   Status PRead(uint64_t offset, std::span<uint8_t> out) override {
     size_t done = 0;

@@ -26,6 +26,14 @@ RangeLock::Guard RangeLock::Lock(uint64_t offset, uint64_t length, Mode mode) {
   return Guard(this, it);
 }
 
+std::optional<RangeLock::Guard> RangeLock::TryLock(uint64_t offset, uint64_t length, Mode mode) {
+  std::lock_guard lk(mu_);
+  auto it = entries_.insert(entries_.end(), Entry{offset, offset + length, mode});
+  if (CanGrant(it)) return Guard(this, it);
+  entries_.erase(it);
+  return std::nullopt;
+}
+
 void RangeLock::Release(std::list<Entry>::iterator it) {
   {
     std::lock_guard lk(mu_);

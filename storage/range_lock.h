@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <list>
 #include <mutex>
+#include <optional>
 
 namespace untorn::storage {
 
@@ -37,6 +38,9 @@ class RangeLock {
   };
 
   [[nodiscard]] Guard Lock(uint64_t offset, uint64_t length, Mode mode);
+  // The lock if it can be granted now (nothing conflicting holds or waits before it), else
+  // nullopt without waiting.
+  [[nodiscard]] std::optional<Guard> TryLock(uint64_t offset, uint64_t length, Mode mode);
 
  private:
   [[nodiscard]] bool Conflicts(const Entry& a, const Entry& b) const;

@@ -43,6 +43,11 @@ class LogicalUnit {
   // Performs a prepared command with its data-out bytes. May block on storage.
   [[nodiscard]] ScsiOutcome Execute(const Nexus& nexus, protocol::Bytes cdb,
                                     std::vector<uint8_t> data_out);
+  // Performs a prepared command here and now if that needs no waiting — a READ whose blocks
+  // are cached and not being written atomically — else nullopt, and the caller Executes it on
+  // a thread that may block. Lets the network thread answer cached reads without a hand-off.
+  [[nodiscard]] std::optional<ScsiOutcome> TryExecuteWithoutBlocking(const Nexus& nexus,
+                                                                     protocol::Bytes cdb);
 
   // Task management and nexus life cycle.
   void Reset(const Nexus& by);         // LOGICAL UNIT RESET / target reset: UA to every other nexus
@@ -103,6 +108,7 @@ class LogicalUnit {
   // --- SBC handlers (sbc_commands.cc) ---
   std::optional<ScsiOutcome> ValidateBlockCommand(const Nexus&, protocol::Bytes, CommandPlan&);
   ScsiOutcome RunRead(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  ScsiOutcome ReadOutcome(const storage::Status& s, std::vector<uint8_t> data);
   ScsiOutcome RunWrite(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
   ScsiOutcome RunWriteAtomic(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
   ScsiOutcome RunWriteAndVerify(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);

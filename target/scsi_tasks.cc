@@ -170,6 +170,16 @@ void Connection::MaybeDispatch(Task& t) {
 
 void Connection::Dispatch(Task& t) {
   t.executing = true;
+  if (t.data.empty()) {
+    // A cached read is answered from this strand; completion is posted, not called, because
+    // callers still hold `t`.
+    if (auto o = t.lu->TryExecuteWithoutBlocking(nexus_, t.cdb)) {
+      asio::post(socket_.get_executor(),
+                 [self = shared_from_this(), itt = t.itt, serial = t.serial,
+                  o = std::move(*o)]() mutable { self->Complete(itt, serial, std::move(o)); });
+      return;
+    }
+  }
   in_flight_.fetch_add(1);
   asio::post(
       *ctx_.storage_pool, [self = shared_from_this(), lu = t.lu, nexus = nexus_, cdb = t.cdb,

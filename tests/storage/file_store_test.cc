@@ -134,6 +134,17 @@ TEST(RangeLock, DisjointExclusiveRangesDoNotWait) {
   SUCCEED();
 }
 
+TEST(RangeLock, TryLockGrantsOnlyWhatIsFreeNow) {
+  RangeLock l;
+  auto writer = l.Lock(4096, 8192, RangeLock::Mode::kExclusive);
+  EXPECT_FALSE(l.TryLock(8192, 512, RangeLock::Mode::kShared));  // inside the writer's range
+  EXPECT_TRUE(l.TryLock(0, 4096, RangeLock::Mode::kShared));     // next to it
+  auto reader = l.TryLock(16384, 512, RangeLock::Mode::kShared);
+  ASSERT_TRUE(reader);
+  EXPECT_TRUE(l.TryLock(16384, 512, RangeLock::Mode::kShared));  // shared with the reader
+  EXPECT_FALSE(l.TryLock(16384, 512, RangeLock::Mode::kExclusive));
+}
+
 TEST(RangeLock, SharedHoldersShare) {
   RangeLock lock;
   auto a = lock.Lock(0, 100, RangeLock::Mode::kShared);

@@ -240,6 +240,24 @@ TEST(JournaledStore, RecordsWrapToTheJournalStartAndReplay) {
   }
 }
 
+// The network thread's fast path reads what Read reads (that it declines rather than wait on a
+// held range is RangeLock.TryLockGrantsOnlyWhatIsFreeNow).
+TEST(JournaledStore, TryReadNoWaitReadsWhatReadReads) {
+  MemFileSystem fs;
+  auto s = OpenOk(&fs);
+  ASSERT_TRUE(s->WriteAtomic(8192, Fill(8192, 0x42), Durability::kDurable).ok());
+  std::vector<uint8_t> fast(8192), slow(8192);
+  auto r = s->TryReadNoWait(8192, fast);
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(r->ok());
+  ASSERT_TRUE(s->Read(8192, slow).ok());
+  EXPECT_EQ(fast, slow);
+  EXPECT_EQ(fast, Fill(8192, 0x42));
+  auto past_end = s->TryReadNoWait(kLun, fast);
+  ASSERT_TRUE(past_end);
+  EXPECT_FALSE(past_end->ok());
+}
+
 TEST(JournaledStore, GroupCommitSharesSyncs) {
   MemFileSystem fs;
   auto s = OpenOk(&fs);
