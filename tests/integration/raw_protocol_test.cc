@@ -399,5 +399,54 @@ TEST(RawProtocol, DataSegmentOverTheNegotiatedSizeClosesTheConnection) {
   EXPECT_TRUE(good.Works());
 }
 
+// At max_outstanding_commands tasks in the session, one more is answered TASK SET FULL; the
+// tasks already there are not disturbed and complete once their data arrives.
+TEST(RawProtocol, OutstandingCommandLimitAnswersTaskSetFull) {
+  UntorndProcess d(WithLimits("\"max_outstanding_commands\": 2"));
+  ASSERT_TRUE(d.ok()) << d.Log();
+  RawClient c(d.port());
+  ASSERT_TRUE(c.Login(kTargetIqn, {{"ImmediateData", "No"}, {"InitialR2T", "Yes"}}));
+  const auto command = [&](uint32_t itt, uint32_t cmd_sn, bool immediate,
+                           const std::vector<uint8_t>& cdb, uint32_t edtl, bool write) {
+    Pdu p;
+    p.bhs[0] = static_cast<uint8_t>(0x01 | (immediate ? 0x40 : 0));
+    p.bhs[1] = static_cast<uint8_t>(0x80 | (write ? 0x20 : 0));
+    protocol::StoreBe32(p.bhs, 16, itt);
+    protocol::StoreBe32(p.bhs, 20, edtl);
+    protocol::StoreBe32(p.bhs, 24, cmd_sn);
+    std::copy(cdb.begin(), cdb.end(), p.bhs.begin() + 32);
+    c.Send(p);
+  };
+  const uint32_t sn = c.next_cmd_sn();
+  command(0x61, sn, false, Write10(0, 1), 512, true);      // waits for its data (R2T)
+  command(0x62, sn + 1, false, Write10(8, 1), 512, true);  // likewise
+  std::vector<uint32_t> r2t_ttt;
+  for (int i = 0; i < 2; ++i) {
+    auto r = c.Receive();
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->RawOpcode(), 0x31);  // R2T
+    r2t_ttt.push_back(protocol::LoadBe32(r->bhs, 20));
+  }
+  command(0x63, sn + 2, true, std::vector<uint8_t>(6, 0), 0, false);  // immediate TUR
+  auto full = c.Receive();
+  ASSERT_TRUE(full);
+  EXPECT_EQ(full->RawOpcode(), 0x21);
+  EXPECT_EQ(protocol::LoadBe32(full->bhs, 16), 0x63u);
+  EXPECT_EQ(full->bhs[3], 0x28);  // TASK SET FULL
+  for (int i = 0; i < 2; ++i) {   // the first two complete once their data arrives
+    Pdu out;
+    out.bhs[0] = 0x05;
+    out.bhs[1] = 0x80;
+    protocol::StoreBe32(out.bhs, 16, 0x61 + i);
+    protocol::StoreBe32(out.bhs, 20, r2t_ttt[i]);
+    out.data.assign(512, 0x3c);
+    c.Send(out);
+    auto r = c.Receive();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->RawOpcode(), 0x21);
+    EXPECT_EQ(r->bhs[3], 0x00);
+  }
+}
+
 }  // namespace
 }  // namespace untorn::testing
