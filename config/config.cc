@@ -251,8 +251,9 @@ Limits ParseLimits(const json& j) {
   const std::string p = "limits";
   CheckKeys(v, p,
             {"max_sessions_per_target", "max_connections", "max_outstanding_commands",
-             "max_recv_data_segment_length", "max_burst_length", "first_burst_length",
-             "login_timeout_seconds", "nop_interval_seconds", "nop_timeout_seconds"});
+             "max_buffer_megabytes", "max_recv_data_segment_length", "max_burst_length",
+             "first_burst_length", "login_timeout_seconds", "nop_interval_seconds",
+             "nop_timeout_seconds"});
   auto u32 = [&](const char* key, uint32_t def, uint64_t lo, uint64_t hi) {
     const uint64_t n = GetUnsigned(v, p, key, def, hi);
     if (n < lo) Fail(p + "." + key, "must be at least " + std::to_string(lo));
@@ -261,6 +262,7 @@ Limits ParseLimits(const json& j) {
   l.max_sessions_per_target = u32("max_sessions_per_target", l.max_sessions_per_target, 1, 65535);
   l.max_connections = u32("max_connections", l.max_connections, 1, 65535);
   l.max_outstanding_commands = u32("max_outstanding_commands", l.max_outstanding_commands, 1, 4096);
+  l.max_buffer_megabytes = u32("max_buffer_megabytes", l.max_buffer_megabytes, 1, 1u << 20);
   l.max_recv_data_segment_length =
       u32("max_recv_data_segment_length", l.max_recv_data_segment_length, 512, (1u << 24) - 1);
   l.max_burst_length = u32("max_burst_length", l.max_burst_length, 512, (1u << 24) - 1);

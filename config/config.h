@@ -60,6 +60,7 @@ struct Limits {
   uint32_t max_sessions_per_target = 64;
   uint32_t max_connections = 256;
   uint32_t max_outstanding_commands = 128;  // per session (CmdSN window)
+  uint32_t max_buffer_megabytes = 1024;     // command data held, all connections together
   uint32_t max_recv_data_segment_length = 262144;
   uint32_t max_burst_length = 16776192;
   uint32_t first_burst_length = 262144;

@@ -25,24 +25,31 @@ uint32_t DataDigest(Bytes data) {
   return Crc32cFinish(s);
 }
 
-std::vector<uint8_t> Serialize(const Pdu& pdu, bool header_digest, bool data_digest) {
-  const size_t padded = PaddedLength(pdu.data.size());
-  std::vector<uint8_t> out;
-  out.reserve(kBhsLength + pdu.ahs.size() + 2 * kDigestLength + padded);
-  out.insert(out.end(), pdu.bhs.begin(), pdu.bhs.end());
-  out.insert(out.end(), pdu.ahs.begin(), pdu.ahs.end());
+FrameEdges FrameAround(const Pdu& header, Bytes data, bool header_digest, bool data_digest) {
+  FrameEdges e;
+  e.head.reserve(kBhsLength + header.ahs.size() + kDigestLength);
+  e.head.insert(e.head.end(), header.bhs.begin(), header.bhs.end());
+  e.head.insert(e.head.end(), header.ahs.begin(), header.ahs.end());
   if (header_digest) {
-    out.resize(out.size() + kDigestLength);
-    StoreLe32(out, out.size() - kDigestLength, HeaderDigest(pdu));
+    e.head.resize(e.head.size() + kDigestLength);
+    StoreLe32(e.head, e.head.size() - kDigestLength, HeaderDigest(header));
   }
-  if (!pdu.data.empty()) {
-    out.insert(out.end(), pdu.data.begin(), pdu.data.end());
-    out.resize(out.size() + padded - pdu.data.size(), 0);
+  if (!data.empty()) {
+    e.tail_length = PaddedLength(data.size()) - data.size();  // zeros already
     if (data_digest) {
-      out.resize(out.size() + kDigestLength);
-      StoreLe32(out, out.size() - kDigestLength, DataDigest(pdu.data));
+      StoreLe32(e.tail, e.tail_length, DataDigest(data));
+      e.tail_length += kDigestLength;
     }
   }
+  return e;
+}
+
+std::vector<uint8_t> Serialize(const Pdu& pdu, bool header_digest, bool data_digest) {
+  FrameEdges e = FrameAround(pdu, pdu.data, header_digest, data_digest);
+  std::vector<uint8_t> out = std::move(e.head);
+  out.reserve(out.size() + pdu.data.size() + e.tail_length);
+  out.insert(out.end(), pdu.data.begin(), pdu.data.end());
+  out.insert(out.end(), e.tail.begin(), e.tail.begin() + static_cast<ptrdiff_t>(e.tail_length));
   return out;
 }
 

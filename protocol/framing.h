@@ -3,6 +3,7 @@
 // byte first, as Linux and libiscsi do.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -25,6 +26,17 @@ struct FrameLayout {
 [[nodiscard]] uint32_t HeaderDigest(const Pdu& pdu);
 // Digest of the data segment and its zero padding.
 [[nodiscard]] uint32_t DataDigest(Bytes data);
+
+// What goes on the wire before and after a data segment sent from its own buffer: BHS, AHS and
+// header digest; then padding and data digest. `header` has no data of its own, and its
+// DataSegmentLength already says data.size().
+struct FrameEdges {
+  std::vector<uint8_t> head;
+  std::array<uint8_t, 3 + kDigestLength> tail{};
+  size_t tail_length = 0;
+};
+[[nodiscard]] FrameEdges FrameAround(const Pdu& header, Bytes data, bool header_digest,
+                                     bool data_digest);
 
 // Whole PDU as it goes on the wire.
 [[nodiscard]] std::vector<uint8_t> Serialize(const Pdu& pdu, bool header_digest, bool data_digest);

@@ -143,7 +143,7 @@ Pdu EncodeScsiResponse(const ScsiResponse& r, const SeqNumbers& sn) {
   return p;
 }
 
-Pdu EncodeDataIn(const DataIn& d, std::vector<uint8_t> data, const SeqNumbers& sn) {
+Pdu EncodeDataInHeader(const DataIn& d, uint32_t data_length, const SeqNumbers& sn) {
   uint8_t flags = d.final ? 0x80 : 0;
   SeqNumbers seq = sn;
   if (d.status) {
@@ -153,14 +153,19 @@ Pdu EncodeDataIn(const DataIn& d, std::vector<uint8_t> data, const SeqNumbers& s
   }
   Pdu p = NewTargetPdu(Opcode::kDataIn, flags, seq);
   if (d.status) p.bhs[3] = *d.status;
+  StoreBe24(p.bhs, 5, data_length);
   StoreBe64(p.bhs, 8, d.lun);
   StoreBe32(p.bhs, 16, d.itt);
   StoreBe32(p.bhs, 20, kReservedTag);
   StoreBe32(p.bhs, 36, d.data_sn);
   StoreBe32(p.bhs, 40, d.buffer_offset);
   if (d.status) StoreBe32(p.bhs, 44, d.residual);
+  return p;
+}
+
+Pdu EncodeDataIn(const DataIn& d, std::vector<uint8_t> data, const SeqNumbers& sn) {
+  Pdu p = EncodeDataInHeader(d, static_cast<uint32_t>(data.size()), sn);
   p.data = std::move(data);
-  p.SyncLengths();
   return p;
 }
 

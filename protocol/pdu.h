@@ -173,6 +173,9 @@ struct DataIn {
   uint32_t residual = 0;
 };
 [[nodiscard]] Pdu EncodeDataIn(const DataIn& d, std::vector<uint8_t> data, const SeqNumbers& sn);
+// The same PDU without its data segment, DataSegmentLength set to `data_length`: for sending
+// data that lives in another buffer (see FrameAround in protocol/framing.h).
+[[nodiscard]] Pdu EncodeDataInHeader(const DataIn& d, uint32_t data_length, const SeqNumbers& sn);
 
 // Ready To Transfer, RFC 7143 §11.8. StatSN is the next one, not consumed.
 struct R2t {

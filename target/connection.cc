@@ -237,14 +237,19 @@ awaitable<void> Connection::WriteLoop() {
         co_await write_signal_.async_wait(asio::redirect_error(use_awaitable, ec));
         continue;
       }
-      std::vector<std::vector<uint8_t>> batch;
+      std::vector<Outbound> batch;
       while (!out_queue_.empty() && batch.size() < kMaxWriteBatch) {
         batch.push_back(std::move(out_queue_.front()));
         out_queue_.pop_front();
       }
       std::vector<asio::const_buffer> buffers;
-      buffers.reserve(batch.size());
-      for (const auto& b : batch) buffers.emplace_back(asio::buffer(b));
+      buffers.reserve(3 * batch.size());
+      for (const auto& b : batch) {
+        buffers.emplace_back(asio::buffer(b.head));
+        if (b.length == 0) continue;
+        buffers.emplace_back(b.payload->bytes.data() + b.offset, b.length);
+        if (b.tail_length > 0) buffers.emplace_back(b.tail.data(), b.tail_length);
+      }
       co_await asio::async_write(socket_, buffers, use_awaitable);
     }
   } catch (const std::exception& e) {
@@ -255,7 +260,17 @@ awaitable<void> Connection::WriteLoop() {
 
 void Connection::Send(const Pdu& pdu) {
   if (stopped_) return;
-  out_queue_.push_back(protocol::Serialize(pdu, header_digest_, data_digest_));
+  out_queue_.push_back(Outbound{protocol::Serialize(pdu, header_digest_, data_digest_)});
+  write_signal_.cancel_one();
+}
+
+void Connection::SendData(const Pdu& header, std::shared_ptr<const Payload> payload,
+                          uint32_t offset, uint32_t length) {
+  if (stopped_) return;
+  const protocol::Bytes data(payload->bytes.data() + offset, length);
+  protocol::FrameEdges e = protocol::FrameAround(header, data, header_digest_, data_digest_);
+  out_queue_.push_back(
+      Outbound{std::move(e.head), std::move(payload), offset, length, e.tail, e.tail_length});
   write_signal_.cancel_one();
 }
 

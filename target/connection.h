@@ -11,6 +11,7 @@
 // and SCSI CHECK CONDITION (from the logical unit).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -22,9 +23,11 @@
 #include <string>
 #include <vector>
 
+#include "protocol/framing.h"
 #include "protocol/negotiation.h"
 #include "protocol/pdu.h"
 #include "target/asio.h"
+#include "target/buffer_budget.h"
 #include "target/login.h"
 #include "target/scsi_task.h"
 #include "target/server_context.h"
@@ -65,6 +68,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
     uint32_t next_r2t_offset = 0, r2t_sn = 0;
     std::map<uint32_t, R2tState> r2ts;  // outstanding, by TTT
     bool executing = false, aborted = false;
+    BufferBudget::Charge buffers;  // data-out and data-in this task may hold
+  };
+  // Data-in of one task, shared by its Data-In PDUs until the last is written; holds the
+  // task's buffer charge until then.
+  struct Payload {
+    std::vector<uint8_t> bytes;
+    BufferBudget::Charge buffers;
+  };
+  // One PDU queued for the socket: `head` (the whole PDU, or the part before a data segment
+  // sent in place from `payload`), the data segment, then `tail` (padding, data digest).
+  struct Outbound {
+    std::vector<uint8_t> head;
+    std::shared_ptr<const Payload> payload;
+    uint32_t offset = 0, length = 0;
+    std::array<uint8_t, 3 + protocol::kDigestLength> tail{};
+    size_t tail_length = 0;
   };
   struct PendingTmf {
     uint32_t itt = 0;
@@ -81,6 +100,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Reads one PDU; returns false when the connection must close.
   boost::asio::awaitable<bool> ReadPdu(protocol::Pdu& pdu, bool* data_digest_ok);
   void Send(const protocol::Pdu& pdu);
+  // Sends `header` with [offset, offset + length) of `payload` as its data segment, no copy.
+  void SendData(const protocol::Pdu& header, std::shared_ptr<const Payload> payload,
+                uint32_t offset, uint32_t length);
   void CloseAfterFlush();
   void Close(const std::string& why);
   [[nodiscard]] protocol::SeqNumbers NextStatus();  // consumes a StatSN
@@ -107,7 +129,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void MaybeDispatch(Task& t);
   void Dispatch(Task& t);
   void Complete(uint32_t itt, uint64_t serial, ScsiOutcome outcome);
-  void SendScsiResult(const Task& t, const ScsiOutcome& o);
+  // Answers `t` with `o`; `buffers` (the task's charge) is held until the data-in is sent.
+  void SendScsiResult(const Task& t, ScsiOutcome o, BufferBudget::Charge buffers = {});
   [[nodiscard]] ScsiOutcome NoSuchLun(const std::vector<uint8_t>& cdb) const;
   void OnTaskManagement(const protocol::Pdu& pdu);
   void AbortTasks(PendingTmf& tmf, const std::function<bool(const Task&)>& match);
@@ -122,7 +145,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::steady_timer write_signal_;
   boost::asio::steady_timer keepalive_timer_;
   boost::asio::steady_timer login_timer_;
-  std::deque<std::vector<uint8_t>> out_queue_;
+  std::deque<Outbound> out_queue_;
   bool writing_ = false;
   bool stopped_ = false;
   bool close_after_flush_ = false;

@@ -164,6 +164,10 @@ std::optional<ScsiOutcome> LogicalUnit::ValidateBlockCommand(const Nexus&, Bytes
       break;
   }
   plan.data_out_length = static_cast<uint32_t>(out);
+  if (c.opcode == op::kRead6 || c.opcode == op::kRead10 || c.opcode == op::kRead12 ||
+      c.opcode == op::kRead16) {
+    plan.data_in_length = static_cast<uint32_t>(uint64_t{c.blocks} * bs);
+  }
   const bool plain_write = c.opcode == op::kWrite6 || c.opcode == op::kWrite10 ||
                            c.opcode == op::kWrite12 || c.opcode == op::kWrite16 ||
                            IsWriteAndVerify(c.opcode);

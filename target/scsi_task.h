@@ -39,6 +39,7 @@ struct ScsiOutcome {
 struct CommandPlan {
   std::optional<ScsiOutcome> done;  // set: answer now, transfer nothing
   uint32_t data_out_length = 0;     // bytes the CDB asks the initiator to send (SPDTL)
+  uint32_t data_in_length = 0;      // bytes of data-in it produces, where that can be large
   // Non-zero if the command may run on a prefix of its data-out when EDTL < SPDTL (FCP-4
   // §9.4.2 a: "process normally, but transfer no data beyond EDTL"): the prefix is cut to a
   // multiple of this. Zero for commands whose meaning changes when cut (atomic, compare...).

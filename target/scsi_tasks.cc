@@ -79,6 +79,16 @@ void Connection::OnScsiCommand(const Pdu& pdu) {
     }
     t.want = edtl;
   }
+  // Charge the daemon-wide buffer budget before any buffer is allocated; past it, BUSY, and
+  // the sessions already holding buffers finish undisturbed.
+  const uint64_t buffer_bytes =
+      std::max({t.want, plan.data_in_length, t.read ? t.edtl : uint32_t{0}});
+  if (!ctx_.buffers->TryCharge(buffer_bytes, &t.buffers)) {
+    ctx_.metrics->Add("untorn_buffer_busy_total", {{"target", target_->config->iqn}},
+                      "Commands answered BUSY because the buffer budget was spent");
+    SendScsiResult(t, ScsiOutcome::WithStatus(ScsiStatus::kBusy));
+    return;
+  }
   if (t.want > 0) {
     t.data.resize(t.want);
     const uint32_t take = std::min(immediate, t.want);
@@ -197,13 +207,13 @@ void Connection::Complete(uint32_t itt, uint64_t serial, ScsiOutcome outcome) {
   if (it == tasks_.end() || it->second.serial != serial) return;
   Task t = std::move(it->second);
   tasks_.erase(it);
-  if (!t.aborted && !stopped_) SendScsiResult(t, outcome);
+  if (!t.aborted && !stopped_) SendScsiResult(t, std::move(outcome), std::move(t.buffers));
   for (auto& tmf : pending_tmfs_) tmf.waiting.erase(serial);
   MaybeAnswerTmfs();
   MaybeFinishLogout();
 }
 
-void Connection::SendScsiResult(const Task& t, const ScsiOutcome& o) {
+void Connection::SendScsiResult(const Task& t, ScsiOutcome o, BufferBudget::Charge buffers) {
   // Residuals (RFC 7143 §11.4.5): what the command moved (data-in it produced, or the data-out
   // its CDB asked for) against what the initiator expected (EDTL; nothing for data-in without R).
   const bool data_in = !o.data_in.empty();
@@ -216,27 +226,32 @@ void Connection::SendScsiResult(const Task& t, const ScsiOutcome& o) {
 
   const bool collapse = o.status == ScsiStatus::kGood && !o.sense;
   uint32_t data_sn = 0;
-  const uint32_t seg = params_.initiator_max_recv_data_segment;
-  for (uint32_t off = 0; off < to_send;) {
-    const uint32_t n = std::min(seg, to_send - off);
-    const bool last = off + n == to_send;
-    protocol::DataIn d;
-    d.itt = t.itt;
-    d.lun = t.lun_field;
-    d.data_sn = data_sn++;
-    d.buffer_offset = off;
-    d.final = last;
-    std::vector<uint8_t> part(o.data_in.begin() + off, o.data_in.begin() + off + n);
-    if (last && collapse) {
-      d.status = static_cast<uint8_t>(o.status);
-      d.overflow = overflow;
-      d.underflow = underflow;
-      d.residual = residual;
-      Send(protocol::EncodeDataIn(d, std::move(part), NextStatus()));
-      return;
+  if (to_send > 0) {
+    // The Data-In PDUs send slices of one buffer in place; it (and the charge) lives until the
+    // last of them is written.
+    const auto payload =
+        std::make_shared<const Payload>(Payload{std::move(o.data_in), std::move(buffers)});
+    const uint32_t seg = params_.initiator_max_recv_data_segment;
+    for (uint32_t off = 0; off < to_send;) {
+      const uint32_t n = std::min(seg, to_send - off);
+      const bool last = off + n == to_send;
+      protocol::DataIn d;
+      d.itt = t.itt;
+      d.lun = t.lun_field;
+      d.data_sn = data_sn++;
+      d.buffer_offset = off;
+      d.final = last;
+      if (last && collapse) {
+        d.status = static_cast<uint8_t>(o.status);
+        d.overflow = overflow;
+        d.underflow = underflow;
+        d.residual = residual;
+        SendData(protocol::EncodeDataInHeader(d, n, NextStatus()), payload, off, n);
+        return;
+      }
+      SendData(protocol::EncodeDataInHeader(d, n, PeekStatus()), payload, off, n);
+      off += n;
     }
-    Send(protocol::EncodeDataIn(d, std::move(part), PeekStatus()));
-    off += n;
   }
   protocol::ScsiResponse r;
   r.itt = t.itt;

@@ -37,7 +37,9 @@ std::vector<std::weak_ptr<Connection>> g_live;  // guarded by g_live_mu
 }  // namespace
 
 Server::Server(config::Config config)
-    : config_(std::move(config)), storage_pool_(config_.io_threads) {}
+    : config_(std::move(config)),
+      buffers_(uint64_t{config_.limits.max_buffer_megabytes} << 20),
+      storage_pool_(config_.io_threads) {}
 
 Server::~Server() { storage_pool_.join(); }
 
@@ -195,7 +197,8 @@ awaitable<void> Server::Accept(tcp::acceptor& acceptor) {
       socket.close(ec);
       continue;
     }
-    ServerContext ctx{&config_, &targets_, &sessions_, &metrics_, &storage_pool_, &connections_};
+    ServerContext ctx{&config_,       &targets_,     &sessions_, &metrics_,
+                      &storage_pool_, &connections_, &buffers_};
     auto conn = std::make_shared<Connection>(std::move(socket), ctx, next_connection_id_++);
     {
       std::lock_guard lk(g_live_mu);

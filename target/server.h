@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "storage/block_store.h"
 #include "target/asio.h"
+#include "target/buffer_budget.h"
 #include "target/metrics.h"
 #include "target/server_context.h"
 #include "target/target_runtime.h"
@@ -47,6 +48,7 @@ class Server {
   SessionRegistry sessions_;
   std::vector<std::unique_ptr<TargetRuntime>> targets_;
   std::atomic<int> connections_{0};
+  BufferBudget buffers_;
   boost::asio::io_context io_;
   boost::asio::thread_pool storage_pool_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;

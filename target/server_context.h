@@ -7,6 +7,7 @@
 
 #include "config/config.h"
 #include "target/asio.h"
+#include "target/buffer_budget.h"
 #include "target/metrics.h"
 #include "target/target_runtime.h"
 
@@ -19,6 +20,7 @@ struct ServerContext {
   Metrics* metrics = nullptr;
   boost::asio::thread_pool* storage_pool = nullptr;  // blocking storage work runs here
   std::atomic<int>* connections = nullptr;           // live connection count
+  BufferBudget* buffers = nullptr;                   // command data, all connections
 
   [[nodiscard]] TargetRuntime* FindTarget(const config::Target* t) const {
     for (const auto& r : *targets) {

@@ -27,6 +27,45 @@ std::vector<uint8_t> Read10(uint32_t lba, uint16_t blocks) {
   return c;
 }
 
+// A SCSI Command PDU for LUN 0. `flags`: 0x80 F, 0x40 R, 0x20 W.
+Pdu CommandPdu(uint32_t itt, uint32_t cmd_sn, const std::vector<uint8_t>& cdb, uint32_t edtl,
+               uint8_t flags = 0x80, bool immediate = false) {
+  Pdu p;
+  p.bhs[0] = static_cast<uint8_t>(0x01 | (immediate ? 0x40 : 0));
+  p.bhs[1] = flags;
+  protocol::StoreBe32(p.bhs, 16, itt);
+  protocol::StoreBe32(p.bhs, 20, edtl);
+  protocol::StoreBe32(p.bhs, 24, cmd_sn);
+  std::copy_n(cdb.begin(), std::min<size_t>(cdb.size(), 16), p.bhs.begin() + 32);
+  return p;
+}
+
+// A Data-Out PDU for LUN 0 (TTT reserved: unsolicited).
+Pdu DataOutPdu(uint32_t itt, uint32_t ttt, uint32_t data_sn, uint32_t offset,
+               std::vector<uint8_t> data) {
+  Pdu p;
+  p.bhs[0] = 0x05;
+  p.bhs[1] = 0x80;
+  protocol::StoreBe32(p.bhs, 16, itt);
+  protocol::StoreBe32(p.bhs, 20, ttt);
+  protocol::StoreBe32(p.bhs, 36, data_sn);
+  protocol::StoreBe32(p.bhs, 40, offset);
+  p.data = std::move(data);
+  return p;
+}
+
+// A Text Request; `cont` sets the C bit (more of the request follows).
+Pdu TextPdu(uint32_t itt, uint32_t ttt, uint32_t cmd_sn, bool cont, std::vector<uint8_t> data) {
+  Pdu p;
+  p.bhs[0] = 0x04;
+  p.bhs[1] = cont ? 0x40 : 0x80;
+  protocol::StoreBe32(p.bhs, 16, itt);
+  protocol::StoreBe32(p.bhs, 20, ttt);
+  protocol::StoreBe32(p.bhs, 24, cmd_sn);
+  p.data = std::move(data);
+  return p;
+}
+
 // A libiscsi session that must keep working while a raw client misbehaves.
 class Bystander {
  public:
@@ -40,6 +79,12 @@ class Bystander {
     if (!c_) return false;
     Task t(iscsi_testunitready_sync(c_.get(), 0));
     return t && t->status == SCSI_STATUS_GOOD;
+  }
+  // SCSI status of a READ(10) of `blocks` 512-byte blocks at 0, or -1 if none came back.
+  [[nodiscard]] int ReadStatus(uint32_t blocks) {
+    if (!c_) return -1;
+    Task t(iscsi_read10_sync(c_.get(), 0, 0, blocks * 512, 512, 0, 0, 0, 0, 0));
+    return t ? t->status : -1;
   }
 
  private:
@@ -184,12 +229,7 @@ TEST(RawProtocol, CmdSnOutsideTheWindowIsIgnored) {
   ASSERT_TRUE(d.ok()) << d.Log();
   RawClient c(d.port());
   ASSERT_TRUE(c.Login(kTargetIqn, {}));
-  Pdu p;
-  p.bhs[0] = 0x01;
-  p.bhs[1] = 0x80;
-  protocol::StoreBe32(p.bhs, 16, 5);
-  protocol::StoreBe32(p.bhs, 24, c.next_cmd_sn() + 100000);  // far beyond MaxCmdSN
-  c.Send(p);
+  c.Send(CommandPdu(5, c.next_cmd_sn() + 100000, std::vector<uint8_t>(6, 0), 0));  // > MaxCmdSN
   EXPECT_FALSE(c.Receive(500));                                    // silently dropped
   auto ok = c.Scsi(std::vector<uint8_t>(16, 0), 0, false, false);  // TEST UNIT READY in window
   ASSERT_TRUE(ok);
@@ -201,13 +241,7 @@ TEST(RawProtocol, DataOutForAnUnknownTaskIsIgnored) {
   ASSERT_TRUE(d.ok()) << d.Log();
   RawClient c(d.port());
   ASSERT_TRUE(c.Login(kTargetIqn, {}));
-  Pdu p;
-  p.bhs[0] = 0x05;
-  p.bhs[1] = 0x80;
-  protocol::StoreBe32(p.bhs, 16, 0xdead);
-  protocol::StoreBe32(p.bhs, 20, 0x1234);
-  p.data.assign(512, 9);
-  c.Send(p);
+  c.Send(DataOutPdu(0xdead, 0x1234, 0, 0, std::vector<uint8_t>(512, 9)));
   auto ok = c.Scsi(std::vector<uint8_t>(16, 0), 0, false, false);
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->RawOpcode(), 0x21);
@@ -333,22 +367,9 @@ TEST(RawProtocol, DataOutPastTheExpectedLengthEndsTheTaskNotTheSession) {
   ASSERT_TRUE(d.ok()) << d.Log();
   RawClient c(d.port());
   ASSERT_TRUE(c.Login(kTargetIqn, {{"ImmediateData", "No"}}));
-  Pdu cmd;
-  cmd.bhs[0] = 0x01;
-  cmd.bhs[1] = 0xa0;  // F, W
-  protocol::StoreBe32(cmd.bhs, 16, 0x51);
-  protocol::StoreBe32(cmd.bhs, 20, 512);  // EDTL: one block
-  protocol::StoreBe32(cmd.bhs, 24, c.next_cmd_sn());
-  const uint8_t write10[] = {0x2a, 0, 0, 0, 0, 8, 0, 0, 1, 0};
-  std::copy(std::begin(write10), std::end(write10), cmd.bhs.begin() + 32);
-  c.Send(cmd);
-  Pdu out;
-  out.bhs[0] = 0x05;
-  out.bhs[1] = 0x80;
-  protocol::StoreBe32(out.bhs, 16, 0x51);
-  protocol::StoreBe32(out.bhs, 20, protocol::kReservedTag);
-  out.data.assign(1024, 0x66);  // twice the expected length
-  c.Send(out);
+  c.Send(CommandPdu(0x51, c.next_cmd_sn(), Write10(0, 1), 512, 0xa0));  // one block
+  // Twice the expected length, unsolicited.
+  c.Send(DataOutPdu(0x51, protocol::kReservedTag, 0, 0, std::vector<uint8_t>(1024, 0x66)));
   bool rejected = false;
   std::optional<Pdu> response;
   for (int i = 0; i < 4 && !(rejected && response); ++i) {
@@ -369,12 +390,7 @@ TEST(RawProtocol, DataOutPastTheExpectedLengthEndsTheTaskNotTheSession) {
   EXPECT_EQ(response->data[2 + 12], 0x4b);
   EXPECT_EQ(response->data[2 + 13], 0x02);
   // The session goes on: TEST UNIT READY with the next CmdSN (the WRITE above used one).
-  Pdu tur;
-  tur.bhs[0] = 0x01;
-  tur.bhs[1] = 0x80;
-  protocol::StoreBe32(tur.bhs, 16, 0x52);
-  protocol::StoreBe32(tur.bhs, 24, c.next_cmd_sn() + 1);
-  c.Send(tur);
+  c.Send(CommandPdu(0x52, c.next_cmd_sn() + 1, std::vector<uint8_t>(6, 0), 0));
   auto ok = c.Receive();
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->RawOpcode(), 0x21);
@@ -406,20 +422,9 @@ TEST(RawProtocol, OutstandingCommandLimitAnswersTaskSetFull) {
   ASSERT_TRUE(d.ok()) << d.Log();
   RawClient c(d.port());
   ASSERT_TRUE(c.Login(kTargetIqn, {{"ImmediateData", "No"}, {"InitialR2T", "Yes"}}));
-  const auto command = [&](uint32_t itt, uint32_t cmd_sn, bool immediate,
-                           const std::vector<uint8_t>& cdb, uint32_t edtl, bool write) {
-    Pdu p;
-    p.bhs[0] = static_cast<uint8_t>(0x01 | (immediate ? 0x40 : 0));
-    p.bhs[1] = static_cast<uint8_t>(0x80 | (write ? 0x20 : 0));
-    protocol::StoreBe32(p.bhs, 16, itt);
-    protocol::StoreBe32(p.bhs, 20, edtl);
-    protocol::StoreBe32(p.bhs, 24, cmd_sn);
-    std::copy(cdb.begin(), cdb.end(), p.bhs.begin() + 32);
-    c.Send(p);
-  };
   const uint32_t sn = c.next_cmd_sn();
-  command(0x61, sn, false, Write10(0, 1), 512, true);      // waits for its data (R2T)
-  command(0x62, sn + 1, false, Write10(8, 1), 512, true);  // likewise
+  c.Send(CommandPdu(0x61, sn, Write10(0, 1), 512, 0xa0));      // waits for its data (R2T)
+  c.Send(CommandPdu(0x62, sn + 1, Write10(8, 1), 512, 0xa0));  // likewise
   std::vector<uint32_t> r2t_ttt;
   for (int i = 0; i < 2; ++i) {
     auto r = c.Receive();
@@ -427,25 +432,170 @@ TEST(RawProtocol, OutstandingCommandLimitAnswersTaskSetFull) {
     ASSERT_EQ(r->RawOpcode(), 0x31);  // R2T
     r2t_ttt.push_back(protocol::LoadBe32(r->bhs, 20));
   }
-  command(0x63, sn + 2, true, std::vector<uint8_t>(6, 0), 0, false);  // immediate TUR
+  c.Send(CommandPdu(0x63, sn + 2, std::vector<uint8_t>(6, 0), 0, 0x80, true));  // immediate TUR
   auto full = c.Receive();
   ASSERT_TRUE(full);
   EXPECT_EQ(full->RawOpcode(), 0x21);
   EXPECT_EQ(protocol::LoadBe32(full->bhs, 16), 0x63u);
   EXPECT_EQ(full->bhs[3], 0x28);  // TASK SET FULL
   for (int i = 0; i < 2; ++i) {   // the first two complete once their data arrives
-    Pdu out;
-    out.bhs[0] = 0x05;
-    out.bhs[1] = 0x80;
-    protocol::StoreBe32(out.bhs, 16, 0x61 + i);
-    protocol::StoreBe32(out.bhs, 20, r2t_ttt[i]);
-    out.data.assign(512, 0x3c);
-    c.Send(out);
+    c.Send(DataOutPdu(0x61 + i, r2t_ttt[i], 0, 0, std::vector<uint8_t>(512, 0x3c)));
     auto r = c.Receive();
     ASSERT_TRUE(r);
     EXPECT_EQ(r->RawOpcode(), 0x21);
     EXPECT_EQ(r->bhs[3], 0x00);
   }
+}
+
+// At the daemon-wide buffer budget (limits.max_buffer_megabytes) a command that needs a buffer
+// is answered BUSY; one needing none still runs; the session holding the budget completes, and
+// the refused command succeeds when retried.
+TEST(RawProtocol, BufferBudgetAnswersBusyAndTheHolderCompletes) {
+  UntorndProcess d(WithLimits("\"max_buffer_megabytes\": 1"));
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander other(d);
+  RawClient holder(d.port());
+  ASSERT_TRUE(holder.Login(kTargetIqn, {{"ImmediateData", "No"}, {"InitialR2T", "Yes"}}));
+  constexpr uint32_t kBytes = 1 << 20;  // the whole budget
+  holder.Send(CommandPdu(0x71, holder.next_cmd_sn(), Write10(0, kBytes / 512), kBytes, 0xa0));
+  auto r2t = holder.Receive();  // the target holds the write's buffer from here on
+  ASSERT_TRUE(r2t);
+  ASSERT_EQ(r2t->RawOpcode(), 0x31);
+
+  EXPECT_EQ(other.ReadStatus(8), SCSI_STATUS_BUSY);
+  EXPECT_TRUE(other.Works());  // TEST UNIT READY holds no buffer
+
+  // The holder sends its data, R2T by R2T, and completes.
+  std::optional<Pdu> r = r2t;
+  for (int i = 0; i < 64 && r && r->RawOpcode() == 0x31; ++i) {
+    const uint32_t offset = protocol::LoadBe32(r->bhs, 40);
+    const uint32_t length = protocol::LoadBe32(r->bhs, 44);
+    holder.Send(DataOutPdu(0x71, protocol::LoadBe32(r->bhs, 20), 0, offset,
+                           std::vector<uint8_t>(length, 0x5a)));
+    r = holder.Receive();
+  }
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->RawOpcode(), 0x21);
+  EXPECT_EQ(r->bhs[3], 0x00);
+
+  EXPECT_EQ(other.ReadStatus(8), SCSI_STATUS_GOOD);
+}
+
+// A Text Request continued (C bit) past the 64 KiB bound on one key set: Reject (protocol
+// error), and the session goes on with a fresh request.
+TEST(RawProtocol, TextRequestOverflowingAcrossContinuedPdusIsRejected) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander good(d);
+  RawClient c(d.port());
+  ASSERT_TRUE(c.Login(kTargetIqn, {}));
+  uint32_t sn = c.next_cmd_sn();
+  uint32_t ttt = protocol::kReservedTag;
+  std::vector<uint8_t> chunk = {'X', '-', 'l', 'o', 'n', 'g', '='};
+  chunk.resize(16384, 'v');
+  std::optional<Pdu> r;
+  int pdus = 0;
+  for (; pdus < 8; ++pdus) {
+    c.Send(TextPdu(0x81, ttt, sn++, true, chunk));
+    r = c.Receive();
+    ASSERT_TRUE(r);
+    if (r->RawOpcode() != 0x24) break;
+    EXPECT_EQ(r->bhs[1] & 0xc0, 0);  // neither F nor C: send the rest
+    ttt = protocol::LoadBe32(r->bhs, 20);
+    chunk.assign(16384, 'v');  // the value goes on across PDUs
+  }
+  ASSERT_EQ(r->RawOpcode(), 0x3f);
+  EXPECT_EQ(r->bhs[2], 0x04);  // protocol error
+  EXPECT_EQ(pdus, 4);          // the 5th PDU took it past 65536 bytes
+  c.Send(TextPdu(0x82, protocol::kReservedTag, sn++, false,
+                 protocol::EncodeTextKeys({{"SendTargets", ""}})));
+  r = c.Receive();
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->RawOpcode(), 0x24);
+  const std::string answer(r->data.begin(), r->data.end());
+  EXPECT_NE(answer.find(kTargetIqn), std::string::npos);
+  EXPECT_TRUE(good.Works());
+}
+
+// Login key data continued (C bit) past the 64 KiB bound: Login Response class 2 (initiator
+// error), then the close.
+TEST(RawProtocol, LoginKeysOverflowingAcrossContinuedPdusAreRefused) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander good(d);
+  RawClient c(d.port());
+  std::optional<Pdu> r;
+  int pdus = 0;
+  for (; pdus < 12; ++pdus) {
+    Pdu p;
+    p.bhs[0] = 0x43;
+    p.bhs[1] = 0x44;  // C, CSG 1 (operational), NSG 0
+    p.bhs[8] = 0x80;  // ISID
+    protocol::StoreBe32(p.bhs, 16, 1);
+    p.data.assign(8192, 'k');  // one key name that never ends
+    c.Send(p);
+    r = c.Receive();
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->RawOpcode(), 0x23);
+    if (protocol::LoadBe16(r->bhs, 36) != 0) break;
+  }
+  EXPECT_EQ(r->bhs[36], 0x02);  // initiator error
+  EXPECT_EQ(pdus, 8);           // the 9th PDU took it past 65536 bytes
+  EXPECT_TRUE(c.ClosedWithin(5000));
+  EXPECT_TRUE(good.Works());
+}
+
+// An AHS whose own AHSLength runs past TotalAHSLength is a PDU field that lies: Reject (invalid
+// PDU field) for that command, and the session goes on.
+TEST(RawProtocol, AhsLengthPastTheHeaderIsRejectedAndTheSessionGoesOn) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  RawClient c(d.port());
+  ASSERT_TRUE(c.Login(kTargetIqn, {}));
+  const uint32_t sn = c.next_cmd_sn();
+  Pdu p = CommandPdu(0x91, sn, std::vector<uint8_t>(6, 0), 0);
+  p.ahs = {0x00, 0x64, 0x01, 0x00, 0, 0, 0, 0};  // Extended CDB of 100 bytes in 8
+  c.Send(p);
+  auto r = c.Receive();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->RawOpcode(), 0x3f);
+  EXPECT_EQ(r->bhs[2], 0x09);  // invalid PDU field
+  c.Send(CommandPdu(0x92, sn + 1, std::vector<uint8_t>(6, 0), 0));
+  r = c.Receive();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->RawOpcode(), 0x21);
+  EXPECT_EQ(r->bhs[3], 0x00);
+}
+
+// The largest AHS (TotalAHSLength 255 words) on a PDU that has no use for one is read and
+// skipped, covered by the header digest: the framing after it stays in step.
+TEST(RawProtocol, LargestAhsIsReadSkippedAndCoveredByTheHeaderDigest) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  RawClient c(d.port());
+  ASSERT_TRUE(c.Login(kTargetIqn, {{"HeaderDigest", "CRC32C"}}));
+  Pdu p;
+  p.bhs[0] = 0x40;  // immediate NOP-Out asking for an answer
+  p.bhs[1] = 0x80;
+  protocol::StoreBe32(p.bhs, 16, 0xa1);
+  protocol::StoreBe32(p.bhs, 20, protocol::kReservedTag);
+  protocol::StoreBe32(p.bhs, 24, c.next_cmd_sn());
+  p.ahs.assign(255 * 4, 0);
+  p.ahs[0] = 0x03;
+  p.ahs[1] = 0xf9;  // AHSLength 1017: fills the 1020 bytes
+  p.ahs[2] = 0x02;  // bidirectional read length type, meaningless here
+  p.data = {'p', 'i', 'n', 'g'};
+  c.Send(p);
+  auto r = c.Receive();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->RawOpcode(), 0x20);  // NOP-In
+  EXPECT_EQ(protocol::LoadBe32(r->bhs, 16), 0xa1u);
+  EXPECT_EQ(std::string(r->data.begin(), r->data.end()), "ping");
+  EXPECT_FALSE(c.digest_error());
+  auto ok = c.Scsi(std::vector<uint8_t>(6, 0), 0, false, false);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->RawOpcode(), 0x21);
+  EXPECT_EQ(ok->bhs[3], 0x00);
 }
 
 }  // namespace

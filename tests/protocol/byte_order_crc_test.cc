@@ -92,5 +92,29 @@ TEST(Framing, SerializePadsAndAppendsDigestsLittleEndian) {
   EXPECT_EQ(l.padded_data_bytes, 8u);
 }
 
+// A data segment sent from its own buffer goes on the wire byte for byte as Serialize would
+// send the whole PDU: every padding length, with and without each digest, with an AHS.
+TEST(Framing, FrameAroundASharedDataSegmentMatchesSerialize) {
+  for (size_t n : {1u, 2u, 3u, 4u, 5u, 4093u, 8192u}) {
+    for (int digests = 0; digests < 4; ++digests) {
+      const bool hd = (digests & 1) != 0, dd = (digests & 2) != 0;
+      Pdu whole;
+      whole.bhs[0] = 0x25;
+      whole.ahs = {0, 1, 2, 0};
+      whole.data.resize(n);
+      for (size_t i = 0; i < n; ++i) whole.data[i] = static_cast<uint8_t>(i * 7 + 1);
+      whole.SyncLengths();
+      Pdu header = whole;
+      header.data.clear();  // DataSegmentLength still says n
+      const FrameEdges e = FrameAround(header, whole.data, hd, dd);
+      std::vector<uint8_t> wire = e.head;
+      wire.insert(wire.end(), whole.data.begin(), whole.data.end());
+      wire.insert(wire.end(), e.tail.begin(),
+                  e.tail.begin() + static_cast<ptrdiff_t>(e.tail_length));
+      EXPECT_EQ(wire, Serialize(whole, hd, dd)) << n << " bytes, digests " << digests;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace untorn::protocol
