@@ -169,6 +169,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // CmdSNs an ABORT TASK declared received before they arrived (RFC 7143 §11.5.1 a).
   std::set<uint32_t> aborted_cmd_sns_;
   uint64_t next_serial_ = 1;
+  std::array<std::atomic<int64_t>*, 256> command_counters_{};  // by SCSI opcode, on first use
   uint32_t next_ttt_ = 1;
   std::vector<PendingTmf> pending_tmfs_;
   std::optional<uint32_t> pending_logout_itt_;

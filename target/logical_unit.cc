@@ -131,6 +131,7 @@ LogicalUnit::LogicalUnit(const config::Lun& lun, const std::string& target_iqn,
       store_(std::move(store)),
       metrics_(metrics),
       labels_{{"target", target_iqn}, {"lun", std::to_string(lun.id)}},
+      good_counters_(new std::atomic<std::atomic<int64_t>*>[Commands().size()]()),
       write_cache_(lun.write_cache) {
   disk_.serial = lun.serial;
   const uint64_t h = std::hash<std::string>{}(target_iqn + "/" + std::to_string(lun.id));
@@ -292,12 +293,25 @@ std::optional<ScsiOutcome> LogicalUnit::TryExecuteWithoutBlocking(const Nexus&, 
 }
 
 void LogicalUnit::Count(const Command& c, const ScsiOutcome& o) {
-  metrics_->Add("untorn_scsi_commands_total",
-                {{"target", labels_.at("target")},
-                 {"lun", labels_.at("lun")},
-                 {"command", c.name},
-                 {"outcome", SenseLabel(o.sense, o.status)}},
-                "SCSI commands by command and outcome");
+  const auto series = [&] {
+    return &metrics_->Get("untorn_scsi_commands_total",
+                          {{"target", labels_.at("target")},
+                           {"lun", labels_.at("lun")},
+                           {"command", c.name},
+                           {"outcome", SenseLabel(o.sense, o.status)}},
+                          "SCSI commands by command and outcome");
+  };
+  if (o.status != ScsiStatus::kGood || o.sense) {
+    series()->fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  auto& cached = good_counters_[static_cast<size_t>(&c - Commands().data())];
+  std::atomic<int64_t>* counter = cached.load(std::memory_order_acquire);
+  if (counter == nullptr) {
+    counter = series();
+    cached.store(counter, std::memory_order_release);
+  }
+  counter->fetch_add(1, std::memory_order_relaxed);
 }
 
 std::string Nexus::TransportId() const {

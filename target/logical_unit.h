@@ -129,6 +129,9 @@ class LogicalUnit {
   const std::unique_ptr<storage::BlockStore> store_;
   Metrics* const metrics_;
   const Metrics::Labels labels_;
+  // untorn_scsi_commands_total{outcome="good"} per row of Commands(), resolved on first use so
+  // the common case costs one atomic add, not a label-map lookup.
+  std::unique_ptr<std::atomic<std::atomic<int64_t>*>[]> good_counters_;
   std::atomic<bool> write_cache_;
   std::vector<uint16_t> target_luns_;
   std::mutex read_modify_write_mu_;  // serialises COMPARE AND WRITE and ORWRITE

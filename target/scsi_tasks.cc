@@ -43,10 +43,14 @@ void Connection::OnScsiCommand(const Pdu& pdu) {
   t.read = cmd->read;
   t.write = cmd->write;
   t.cdb = cmd->cdb;
-  ctx_.metrics->Add(
-      "untorn_iscsi_commands_total",
-      {{"target", target_->config->iqn}, {"opcode", std::to_string(static_cast<int>(t.cdb[0]))}},
-      "SCSI Command PDUs received, by SCSI opcode");
+  std::atomic<int64_t>*& counter = command_counters_[t.cdb[0]];
+  if (counter == nullptr) {
+    counter = &ctx_.metrics->Get(
+        "untorn_iscsi_commands_total",
+        {{"target", target_->config->iqn}, {"opcode", std::to_string(static_cast<int>(t.cdb[0]))}},
+        "SCSI Command PDUs received, by SCSI opcode");
+  }
+  counter->fetch_add(1, std::memory_order_relaxed);
 
   if (tasks_.size() >= ctx_.config->limits.max_outstanding_commands) {
     SendScsiResult(t, ScsiOutcome::WithStatus(ScsiStatus::kTaskSetFull));
