@@ -219,17 +219,26 @@ TEST(Session, MetricsCountSessionsCommandsAndBytes) {
   Context c = Login(d.portal(), kTargetIqn, {}, &error);
   ASSERT_TRUE(c) << error;
   auto data = Pattern(8192, 1);
-  Task w(iscsi_write16_sync(c.get(), 0, 0, data.data(), 8192, kBlock, 0, 0, 0, 0, 0));
-  ASSERT_EQ(w->status, SCSI_STATUS_GOOD);
+  for (int i = 0; i < 2; ++i) {
+    Task w(iscsi_write16_sync(c.get(), 0, 0, data.data(), 8192, kBlock, 0, 0, 0, 0, 0));
+    ASSERT_EQ(w->status, SCSI_STATUS_GOOD);
+  }
   const std::string m = d.Metrics();
   EXPECT_NE(m.find("HTTP/1.1 200 OK"), std::string::npos);
   EXPECT_NE(m.find("untorn_sessions{target=\"iqn.2026-11.org.untorn:test\"} 1"), std::string::npos)
       << m;
   EXPECT_NE(m.find("untorn_written_bytes_total{lun=\"0\",target=\"iqn.2026-11.org.untorn:test\"} "
-                   "8192"),
+                   "16384"),
             std::string::npos)
       << m;
-  EXPECT_NE(m.find("command=\"WRITE(16)\",lun=\"0\",outcome=\"good\""), std::string::npos) << m;
+  EXPECT_NE(m.find("command=\"WRITE(16)\",lun=\"0\",outcome=\"good\",target=\"" +
+                   std::string(kTargetIqn) + "\"} 2\n"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("untorn_iscsi_commands_total{opcode=\"138\",target=\"" +
+                   std::string(kTargetIqn) + "\"} 2\n"),
+            std::string::npos)
+      << m;
 }
 
 TEST(Session, SigtermWithSessionsOpenExitsCleanly) {
