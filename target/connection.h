@@ -73,7 +73,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Data-in of one task, shared by its Data-In PDUs until the last is written; holds the
   // task's buffer charge until then.
   struct Payload {
-    std::vector<uint8_t> bytes;
+    DataInBuffer bytes;
     BufferBudget::Charge buffers;
   };
   // One PDU queued for the socket: `head` (the whole PDU, or the part before a data segment

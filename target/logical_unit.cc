@@ -284,7 +284,7 @@ std::optional<ScsiOutcome> LogicalUnit::TryExecuteWithoutBlocking(const Nexus&, 
   if (!b) return std::nullopt;
   const uint64_t bytes = uint64_t{b->blocks} * disk_.block_size;
   if (bytes == 0 || bytes > kInlineReadLimit) return std::nullopt;
-  std::vector<uint8_t> data(bytes);
+  DataInBuffer data(bytes);
   const auto s = store_->TryReadNoWait(b->lba * disk_.block_size, data);
   if (!s) return std::nullopt;
   ScsiOutcome o = ReadOutcome(*s, std::move(data));

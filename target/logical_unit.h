@@ -108,7 +108,7 @@ class LogicalUnit {
   // --- SBC handlers (sbc_commands.cc) ---
   std::optional<ScsiOutcome> ValidateBlockCommand(const Nexus&, protocol::Bytes, CommandPlan&);
   ScsiOutcome RunRead(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
-  ScsiOutcome ReadOutcome(const storage::Status& s, std::vector<uint8_t> data);
+  ScsiOutcome ReadOutcome(const storage::Status& s, DataInBuffer data);
   ScsiOutcome RunWrite(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
   ScsiOutcome RunWriteAtomic(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
   ScsiOutcome RunWriteAndVerify(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);

@@ -1,4 +1,6 @@
 // untornd: an iSCSI target serving SCSI disks with WRITE ATOMIC(16).
+#include <malloc.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -39,6 +41,12 @@ int Usage(const char* error) {
 
 int main(int argc, char** argv) {
   using untorn::config::Config;
+  // Command buffers (up to MaxBurstLength, 1 MiB reads are common) come from the heap, not from
+  // a fresh mmap each: glibc's default maps every block over 128 KiB and unmaps it on free, so
+  // each large read paid page faults and kernel page zeroing (about 8 % of the daemon's CPU in
+  // 1 MiB sequential reads). The heap keeps up to 64 MiB of free space before trimming.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
   std::string config_file, listen, advertise, data_dir, metrics, log_level;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];

@@ -183,13 +183,13 @@ std::optional<ScsiOutcome> LogicalUnit::ValidateBlockCommand(const Nexus&, Bytes
 
 ScsiOutcome LogicalUnit::RunRead(const Nexus&, Bytes cdb, std::vector<uint8_t>&) {
   const BlockCdb c = Decode(cdb);
-  std::vector<uint8_t> data(uint64_t{c.blocks} * disk_.block_size);
+  DataInBuffer data(uint64_t{c.blocks} * disk_.block_size);
   if (data.empty()) return ScsiOutcome::Good();
   const storage::Status s = store_->Read(c.lba * disk_.block_size, data);
   return ReadOutcome(s, std::move(data));  // not in one call: argument order is unspecified
 }
 
-ScsiOutcome LogicalUnit::ReadOutcome(const storage::Status& s, std::vector<uint8_t> data) {
+ScsiOutcome LogicalUnit::ReadOutcome(const storage::Status& s, DataInBuffer data) {
   if (!s.ok()) return OutcomeFromStorage(s, false);
   metrics_->Add("untorn_read_bytes_total", labels_, "Bytes read by initiators",
                 static_cast<int64_t>(data.size()));

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "protocol/sense.h"
@@ -20,17 +22,44 @@ struct Nexus {
   [[nodiscard]] std::string TransportId() const;  // "iqn...,i,0x<isid>" (SPC-4 §7.6.4.6)
 };
 
+// An allocator whose value-initialisation leaves bytes as they are: a buffer about to be
+// filled by a read is not zeroed first (a 1 MiB READ spent ~9 % of its CPU in that memset).
+template <class T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <class U>
+  explicit UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;  // default-initialised: indeterminate for bytes
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+// Data-in of a command. Whoever sizes one must write every byte before it is sent.
+using DataInBuffer = std::vector<uint8_t, UninitializedAllocator<uint8_t>>;
+
 struct ScsiOutcome {
   protocol::ScsiStatus status = protocol::ScsiStatus::kGood;
-  std::vector<uint8_t> data_in;
+  DataInBuffer data_in;
   std::optional<protocol::Sense> sense;
 
   static ScsiOutcome Good() { return {}; }
   static ScsiOutcome Check(protocol::Sense s) {
     return {protocol::ScsiStatus::kCheckCondition, {}, std::move(s)};
   }
-  static ScsiOutcome Data(std::vector<uint8_t> d) {
+  static ScsiOutcome Data(DataInBuffer d) {
     return {protocol::ScsiStatus::kGood, std::move(d), std::nullopt};
+  }
+  // Parameter data built as a plain vector (pages, lists: small), copied.
+  static ScsiOutcome Data(const std::vector<uint8_t>& d) {
+    return Data(DataInBuffer(d.begin(), d.end()));
   }
   static ScsiOutcome WithStatus(protocol::ScsiStatus st) { return {st, {}, std::nullopt}; }
 };

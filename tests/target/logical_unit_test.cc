@@ -90,7 +90,8 @@ TEST_F(LogicalUnitTest, WriteAtomicWritesAndReadsBack) {
   read[0] = 0x88;
   protocol::StoreBe64(read, 2, 16);
   protocol::StoreBe32(read, 10, 8);
-  EXPECT_EQ(Run(read).data_in, data);
+  const auto got = Run(read).data_in;
+  EXPECT_EQ(std::vector<uint8_t>(got.begin(), got.end()), data);
 }
 
 TEST_F(LogicalUnitTest, WriteAtomicZeroLengthIsGood) {
@@ -178,7 +179,8 @@ TEST_F(LogicalUnitTest, ModeSelectTurnsWriteCacheOffAndRaisesUnitAttentionForOth
   lu_->AddNexus(other);
   // MODE SENSE(6) caching page, then flip WCE in it and MODE SELECT it back.
   std::vector<uint8_t> sense6 = {0x1a, 0x08, 0x08, 0, 0xff, 0};
-  auto page = Run(sense6).data_in;
+  const auto sensed = Run(sense6).data_in;
+  std::vector<uint8_t> page(sensed.begin(), sensed.end());
   ASSERT_GE(page.size(), 4u + 20u);
   EXPECT_EQ(page[4 + 2] & 0x04, 0x04);  // WCE on
   page[0] = 0;
