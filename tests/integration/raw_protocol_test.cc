@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "iscsi_client.h"
+#include "protocol/chap.h"
 #include "raw_client.h"
 #include "untornd_process.h"
 
@@ -596,6 +597,106 @@ TEST(RawProtocol, LargestAhsIsReadSkippedAndCoveredByTheHeaderDigest) {
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->RawOpcode(), 0x21);
   EXPECT_EQ(ok->bhs[3], 0x00);
+}
+
+// One Login Request of a raw login: stage `csg` (0 security, 1 operational) moving to `nsg`
+// when `transit`; returns the Login Response, or nullopt if none came.
+std::optional<Pdu> LoginStep(RawClient& c, uint8_t csg, uint8_t nsg, bool transit,
+                             const protocol::KeyList& keys) {
+  Pdu p;
+  p.bhs[0] = 0x43;
+  p.bhs[1] = static_cast<uint8_t>((transit ? 0x80 : 0) | (csg << 2) | (transit ? nsg : 0));
+  p.bhs[8] = 0x80;  // ISID
+  p.bhs[13] = 0x07;
+  protocol::StoreBe32(p.bhs, 16, 1);
+  p.data = protocol::EncodeTextKeys(keys);
+  c.Send(p);
+  auto r = c.Receive();
+  if (r && r->RawOpcode() != 0x23) return std::nullopt;
+  return r;
+}
+
+uint16_t LoginStatusOf(const std::optional<Pdu>& r) {
+  return r ? protocol::LoadBe16(r->bhs, 36) : 0xffff;
+}
+
+std::string KeyValue(const Pdu& r, const std::string& key) {
+  std::string error;
+  const auto keys = protocol::ParseTextKeys(r.data, &error);
+  if (keys) {
+    for (const auto& k : *keys) {
+      if (k.key == key) return k.value;
+    }
+  }
+  return {};
+}
+
+// A CHAP login (MD5) as `initiator` with `secret`; returns the final Login Response status.
+uint16_t ChapLogin(uint16_t port, const std::string& initiator, const std::string& target,
+                   const std::string& secret) {
+  RawClient c(port);
+  auto r = LoginStep(c, 0, 1, false,
+                     {{"InitiatorName", initiator},
+                      {"TargetName", target},
+                      {"SessionType", "Normal"},
+                      {"AuthMethod", "CHAP"}});
+  if (LoginStatusOf(r) != 0) return LoginStatusOf(r);
+  r = LoginStep(c, 0, 1, false, {{"CHAP_A", "5"}});
+  if (LoginStatusOf(r) != 0) return LoginStatusOf(r);
+  const auto id = protocol::ParseNumber(KeyValue(*r, "CHAP_I"));
+  const auto challenge = protocol::ParseBinary(KeyValue(*r, "CHAP_C"));
+  if (!id || !challenge) return 0xfffe;
+  const auto response = protocol::ChapResponse(5, static_cast<uint8_t>(*id), secret, *challenge);
+  r = LoginStep(c, 0, 1, true, {{"CHAP_N", "alice"}, {"CHAP_R", protocol::EncodeHex(response)}});
+  return LoginStatusOf(r);
+}
+
+// Each refusal carries its RFC 7143 §11.13.5 status and is logged with the peer address; the
+// secret is never logged. The right secret (the same code path) logs in.
+TEST(RawProtocol, LoginRefusalsCarryTheirRfcStatus) {
+  UntorndProcess d(DefaultConfig(
+      R"("chap": {"username": "alice", "secret": "alice-secret-123"},
+         "allowed_initiators": ["iqn.2026-11.org.untorn:raw"])"));
+  ASSERT_TRUE(d.ok()) << d.Log();
+  const std::string me = "iqn.2026-11.org.untorn:raw";
+  EXPECT_EQ(ChapLogin(d.port(), me, "iqn.2026-11.org.untorn:nope", "alice-secret-123"), 0x0203);
+  EXPECT_EQ(ChapLogin(d.port(), "iqn.2026-11.org.untorn:stranger", kTargetIqn, "alice-secret-123"),
+            0x0202);
+  EXPECT_EQ(ChapLogin(d.port(), me, kTargetIqn, "wrong-secret-000"), 0x0201);
+  {
+    RawClient skip(d.port());  // CHAP required: skipping the security stage is refused
+    auto r =
+        LoginStep(skip, 1, 3, true,
+                  {{"InitiatorName", me}, {"TargetName", kTargetIqn}, {"SessionType", "Normal"}});
+    EXPECT_EQ(LoginStatusOf(r), 0x0201);
+  }
+  EXPECT_EQ(ChapLogin(d.port(), me, kTargetIqn, "alice-secret-123"), 0x0000);
+  const std::string log = d.Log();
+  EXPECT_NE(log.find("127.0.0.1"), std::string::npos) << log;
+  EXPECT_NE(log.find("stranger"), std::string::npos) << log;
+  EXPECT_EQ(log.find("alice-secret-123"), std::string::npos) << log;
+  EXPECT_EQ(log.find("wrong-secret-000"), std::string::npos) << log;
+}
+
+// SendTargets in a discovery session lists a target only to initiators it allows.
+TEST(RawProtocol, DiscoveryShowsOnlyTargetsTheInitiatorMayLogInto) {
+  UntorndProcess d(DefaultConfig(R"("allowed_initiators": ["iqn.2026-11.org.untorn:ok"])"));
+  ASSERT_TRUE(d.ok()) << d.Log();
+  const auto discover = [&](const std::string& initiator) {
+    RawClient c(d.port());
+    auto r = LoginStep(c, 1, 3, true, {{"InitiatorName", initiator}, {"SessionType", "Discovery"}});
+    if (LoginStatusOf(r) != 0) return std::string("login failed");
+    c.Send(TextPdu(0x11, protocol::kReservedTag, 0, false,  // CmdSN: the login's, 0
+                   protocol::EncodeTextKeys({{"SendTargets", "All"}})));
+    auto t = c.Receive();
+    if (!t || t->RawOpcode() != 0x24) return std::string("no text response");
+    return std::string(t->data.begin(), t->data.end());
+  };
+  EXPECT_NE(discover("iqn.2026-11.org.untorn:ok").find(kTargetIqn), std::string::npos);
+  const std::string stranger = discover("iqn.2026-11.org.untorn:stranger");
+  EXPECT_EQ(stranger.find("login failed"), std::string::npos);
+  EXPECT_EQ(stranger.find("no text response"), std::string::npos);
+  EXPECT_EQ(stranger.find(kTargetIqn), std::string::npos) << stranger;
 }
 
 }  // namespace
