@@ -65,6 +65,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     uint32_t unsolicited_end = 0;   // initiator sends [0, unsolicited_end) without R2T
     bool unsolicited_open = false;  // unsolicited Data-Out PDUs still to come
     uint32_t unsolicited_data_sn = 0;
+    uint32_t unsolicited_next = 0;  // offset the next unsolicited Data-Out must start at
     uint32_t next_r2t_offset = 0, r2t_sn = 0;
     std::map<uint32_t, R2tState> r2ts;  // outstanding, by TTT
     bool executing = false, aborted = false;

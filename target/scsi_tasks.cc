@@ -98,6 +98,7 @@ void Connection::OnScsiCommand(const Pdu& pdu) {
     const uint32_t take = std::min(immediate, t.want);
     std::copy_n(pdu.data.begin(), take, t.data.begin());
     t.received = take;
+    t.unsolicited_next = immediate;
     t.unsolicited_end =
         params_.initial_r2t ? immediate : std::min(params_.first_burst_length, t.edtl);
     t.unsolicited_open = t.unsolicited_end > immediate && !cmd->final;
@@ -146,16 +147,19 @@ void Connection::OnDataOut(const Pdu& pdu) {
     return;
   }
   if (d.ttt == kReservedTag) {  // unsolicited
-    if (!t.unsolicited_open || d.buffer_offset + len > t.unsolicited_end ||
-        d.data_sn != t.unsolicited_data_sn) {
+    // DataPDUInOrder=Yes (always negotiated here, RFC 7143 §13.19): each PDU starts where the
+    // previous one (or the immediate data) ended; no gaps, no overlays.
+    if (!t.unsolicited_open || d.buffer_offset != t.unsolicited_next ||
+        d.buffer_offset + len > t.unsolicited_end || d.data_sn != t.unsolicited_data_sn) {
       protocol_error(kDataOffsetError);
       return;
     }
     ++t.unsolicited_data_sn;
+    t.unsolicited_next += len;
     if (d.final) t.unsolicited_open = false;
   } else {
     auto r = t.r2ts.find(d.ttt);
-    if (r == t.r2ts.end() || d.buffer_offset < r->second.offset ||
+    if (r == t.r2ts.end() || d.buffer_offset != r->second.offset + r->second.received ||
         d.buffer_offset + len > r->second.offset + r->second.length ||
         d.data_sn != r->second.next_data_sn) {
       protocol_error(kDataOffsetError);

@@ -699,5 +699,49 @@ TEST(RawProtocol, DiscoveryShowsOnlyTargetsTheInitiatorMayLogInto) {
   EXPECT_EQ(stranger.find(kTargetIqn), std::string::npos) << stranger;
 }
 
+// DataPDUInOrder=Yes: a Data-Out that overlays bytes already sent for the same R2T is a data
+// offset error. Reject (protocol error), the task ends with ABORTED COMMAND 4Bh/05h, and the
+// session goes on.
+TEST(RawProtocol, DataOutOverlayingItsR2tEndsTheTaskNotTheSession) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  RawClient c(d.port());
+  ASSERT_TRUE(c.Login(kTargetIqn, {{"ImmediateData", "No"}, {"InitialR2T", "Yes"}}));
+  const uint32_t sn = c.next_cmd_sn();
+  c.Send(CommandPdu(0xb1, sn, Write10(0, 2), 1024, 0xa0));
+  auto r2t = c.Receive();
+  ASSERT_TRUE(r2t);
+  ASSERT_EQ(r2t->RawOpcode(), 0x31);
+  const uint32_t ttt = protocol::LoadBe32(r2t->bhs, 20);
+  Pdu first = DataOutPdu(0xb1, ttt, 0, 0, std::vector<uint8_t>(512, 0x11));
+  first.bhs[1] = 0x00;  // not final: more of this R2T follows
+  c.Send(first);
+  c.Send(DataOutPdu(0xb1, ttt, 1, 0, std::vector<uint8_t>(512, 0x22)));  // offset 0 again
+  bool rejected = false;
+  std::optional<Pdu> response;
+  for (int i = 0; i < 4 && !(rejected && response); ++i) {
+    auto r = c.Receive();
+    ASSERT_TRUE(r);
+    if (r->RawOpcode() == 0x3f) {
+      EXPECT_EQ(r->bhs[2], 0x04);  // protocol error
+      rejected = true;
+    } else if (r->RawOpcode() == 0x21) {
+      response = r;
+    }
+  }
+  ASSERT_TRUE(rejected);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->bhs[3], 0x02);  // CHECK CONDITION
+  ASSERT_GE(response->data.size(), 2u + 14u);
+  EXPECT_EQ(response->data[2 + 2] & 0x0f, 0x0b);  // ABORTED COMMAND
+  EXPECT_EQ(response->data[2 + 12], 0x4b);
+  EXPECT_EQ(response->data[2 + 13], 0x05);  // DATA OFFSET ERROR
+  c.Send(CommandPdu(0xb2, sn + 1, std::vector<uint8_t>(6, 0), 0));
+  auto ok = c.Receive();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->RawOpcode(), 0x21);
+  EXPECT_EQ(ok->bhs[3], 0x00);
+}
+
 }  // namespace
 }  // namespace untorn::testing
