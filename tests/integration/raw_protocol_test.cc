@@ -184,6 +184,7 @@ TEST(RawProtocol, OversizedDataSegmentClosesBeforeAllocating) {
 TEST(RawProtocol, UnknownOpcodeAndSnackAreRejected) {
   UntorndProcess d(DefaultConfig());
   ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander good(d);
   RawClient c(d.port());
   ASSERT_TRUE(c.Login(kTargetIqn, {}));
   Pdu p;
@@ -204,6 +205,7 @@ TEST(RawProtocol, UnknownOpcodeAndSnackAreRejected) {
   auto ok = c.Scsi(Read10(0, 1), 512, true, false);
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->bhs[3], 0x00);
+  EXPECT_TRUE(good.Works());
 }
 
 TEST(RawProtocol, TextWithContinueBitAndNoDataIsAnsweredNotCrashed) {
@@ -228,6 +230,7 @@ TEST(RawProtocol, TextWithContinueBitAndNoDataIsAnsweredNotCrashed) {
 TEST(RawProtocol, CmdSnOutsideTheWindowIsIgnored) {
   UntorndProcess d(DefaultConfig());
   ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander good(d);
   RawClient c(d.port());
   ASSERT_TRUE(c.Login(kTargetIqn, {}));
   c.Send(CommandPdu(5, c.next_cmd_sn() + 100000, std::vector<uint8_t>(6, 0), 0));  // > MaxCmdSN
@@ -235,11 +238,13 @@ TEST(RawProtocol, CmdSnOutsideTheWindowIsIgnored) {
   auto ok = c.Scsi(std::vector<uint8_t>(16, 0), 0, false, false);  // TEST UNIT READY in window
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->RawOpcode(), 0x21);
+  EXPECT_TRUE(good.Works());
 }
 
 TEST(RawProtocol, DataOutForAnUnknownTaskIsIgnored) {
   UntorndProcess d(DefaultConfig());
   ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander good(d);
   RawClient c(d.port());
   ASSERT_TRUE(c.Login(kTargetIqn, {}));
   c.Send(DataOutPdu(0xdead, 0x1234, 0, 0, std::vector<uint8_t>(512, 9)));
@@ -247,6 +252,7 @@ TEST(RawProtocol, DataOutForAnUnknownTaskIsIgnored) {
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->RawOpcode(), 0x21);
   EXPECT_EQ(ok->bhs[3], 0x00);
+  EXPECT_TRUE(good.Works());
 }
 
 TEST(RawProtocol, LoginWithGarbageKeysIsRefusedNotCrashed) {
@@ -366,6 +372,7 @@ TEST(RawProtocol, ConnectionLimitClosesTheNewcomerNotTheEstablished) {
 TEST(RawProtocol, DataOutPastTheExpectedLengthEndsTheTaskNotTheSession) {
   UntorndProcess d(DefaultConfig());
   ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander good(d);
   RawClient c(d.port());
   ASSERT_TRUE(c.Login(kTargetIqn, {{"ImmediateData", "No"}}));
   c.Send(CommandPdu(0x51, c.next_cmd_sn(), Write10(0, 1), 512, 0xa0));  // one block
@@ -396,6 +403,7 @@ TEST(RawProtocol, DataOutPastTheExpectedLengthEndsTheTaskNotTheSession) {
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->RawOpcode(), 0x21);
   EXPECT_EQ(ok->bhs[3], 0x00);
+  EXPECT_TRUE(good.Works());
 }
 
 // A data segment larger than the MaxRecvDataSegmentLength the target declared closes the
@@ -421,6 +429,7 @@ TEST(RawProtocol, DataSegmentOverTheNegotiatedSizeClosesTheConnection) {
 TEST(RawProtocol, OutstandingCommandLimitAnswersTaskSetFull) {
   UntorndProcess d(WithLimits("\"max_outstanding_commands\": 2"));
   ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander good(d);
   RawClient c(d.port());
   ASSERT_TRUE(c.Login(kTargetIqn, {{"ImmediateData", "No"}, {"InitialR2T", "Yes"}}));
   const uint32_t sn = c.next_cmd_sn();
@@ -446,6 +455,7 @@ TEST(RawProtocol, OutstandingCommandLimitAnswersTaskSetFull) {
     EXPECT_EQ(r->RawOpcode(), 0x21);
     EXPECT_EQ(r->bhs[3], 0x00);
   }
+  EXPECT_TRUE(good.Works());
 }
 
 // At the daemon-wide buffer budget (limits.max_buffer_megabytes) a command that needs a buffer
@@ -551,6 +561,7 @@ TEST(RawProtocol, LoginKeysOverflowingAcrossContinuedPdusAreRefused) {
 TEST(RawProtocol, AhsLengthPastTheHeaderIsRejectedAndTheSessionGoesOn) {
   UntorndProcess d(DefaultConfig());
   ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander good(d);
   RawClient c(d.port());
   ASSERT_TRUE(c.Login(kTargetIqn, {}));
   const uint32_t sn = c.next_cmd_sn();
@@ -566,6 +577,7 @@ TEST(RawProtocol, AhsLengthPastTheHeaderIsRejectedAndTheSessionGoesOn) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->RawOpcode(), 0x21);
   EXPECT_EQ(r->bhs[3], 0x00);
+  EXPECT_TRUE(good.Works());
 }
 
 // The largest AHS (TotalAHSLength 255 words) on a PDU that has no use for one is read and
@@ -573,6 +585,7 @@ TEST(RawProtocol, AhsLengthPastTheHeaderIsRejectedAndTheSessionGoesOn) {
 TEST(RawProtocol, LargestAhsIsReadSkippedAndCoveredByTheHeaderDigest) {
   UntorndProcess d(DefaultConfig());
   ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander good(d);
   RawClient c(d.port());
   ASSERT_TRUE(c.Login(kTargetIqn, {{"HeaderDigest", "CRC32C"}}));
   Pdu p;
@@ -597,6 +610,7 @@ TEST(RawProtocol, LargestAhsIsReadSkippedAndCoveredByTheHeaderDigest) {
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->RawOpcode(), 0x21);
   EXPECT_EQ(ok->bhs[3], 0x00);
+  EXPECT_TRUE(good.Works());
 }
 
 // One Login Request of a raw login: stage `csg` (0 security, 1 operational) moving to `nsg`
@@ -705,6 +719,7 @@ TEST(RawProtocol, DiscoveryShowsOnlyTargetsTheInitiatorMayLogInto) {
 TEST(RawProtocol, DataOutOverlayingItsR2tEndsTheTaskNotTheSession) {
   UntorndProcess d(DefaultConfig());
   ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander good(d);
   RawClient c(d.port());
   ASSERT_TRUE(c.Login(kTargetIqn, {{"ImmediateData", "No"}, {"InitialR2T", "Yes"}}));
   const uint32_t sn = c.next_cmd_sn();
@@ -741,6 +756,7 @@ TEST(RawProtocol, DataOutOverlayingItsR2tEndsTheTaskNotTheSession) {
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->RawOpcode(), 0x21);
   EXPECT_EQ(ok->bhs[3], 0x00);
+  EXPECT_TRUE(good.Works());
 }
 
 }  // namespace
