@@ -74,7 +74,7 @@ struct Config {
   std::string data_dir = "./untorn-data";
   std::string metrics;  // HOST:PORT of the Prometheus endpoint; empty = off
   std::string log_level = "info";
-  uint32_t io_threads = 32;  // blocked in group commit most of the time: depth = batch size
+  uint32_t io_threads = 32;  // blocking storage work (config/README.md); small I/O skips it
   Limits limits;
   std::vector<Target> targets;
 };

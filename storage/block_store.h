@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 
@@ -13,6 +14,11 @@ namespace untorn::storage {
 enum class Durability {
   kCached,   // may sit in a volatile cache until Flush()
   kDurable,  // durable before the call returns (FUA / write-through)
+};
+
+enum class WriteKind {
+  kPlain,   // Write
+  kAtomic,  // WriteAtomic
 };
 
 class BlockStore {
@@ -32,6 +38,17 @@ class BlockStore {
   // All-or-nothing with respect to crashes, and isolated: a concurrent Read of an overlapping
   // range sees either none or all of `data`.
   virtual Status WriteAtomic(uint64_t offset, std::span<const uint8_t> data, Durability d) = 0;
+  // Starts a write for a caller that must not block (the network thread): false, having done
+  // nothing, when it would have to wait (for a conflicting write, journal space, ...), and the
+  // caller then uses Write / WriteAtomic from a thread that may block. Otherwise `done` runs
+  // exactly once with the result: before this returns when nothing is left to wait for, else
+  // later on a thread of the store's once the write is durable. `data` must stay valid until
+  // then. The copy into the page cache happens in the calling thread. The default never starts.
+  using WriteDone = std::function<void(Status)>;
+  [[nodiscard]] virtual bool TryStartWrite(uint64_t, std::span<const uint8_t>, WriteKind,
+                                           Durability, const WriteDone&) {
+    return false;
+  }
   // Makes every completed write durable.
   virtual Status Flush() = 0;
   // Deallocates a range; it then reads as zeros.

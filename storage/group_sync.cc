@@ -1,6 +1,23 @@
 #include "storage/group_sync.h"
 
+#include <vector>
+
 namespace untorn::storage {
+
+namespace {
+Status EarlierSyncFailed() {
+  return Status::Error(Status::Code::kSyncFailed, "an earlier sync failed");
+}
+}  // namespace
+
+GroupSync::~GroupSync() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
 
 void GroupSync::MarkWritten(uint64_t sequence) {
   std::lock_guard lk(mu_);
@@ -18,34 +35,84 @@ void GroupSync::MarkWritten(uint64_t sequence) {
 
 uint64_t GroupSync::CompletedUnordered() {
   std::lock_guard lk(mu_);
-  return ++contiguous_;
+  const uint64_t ticket = ++contiguous_;
+  if (!waiters_.empty()) cv_.notify_all();  // the worker may be waiting for more to sync
+  return ticket;
+}
+
+void GroupSync::SyncLocked(std::unique_lock<std::mutex>& lk) {
+  syncing_ = true;
+  const uint64_t target = contiguous_;
+  lk.unlock();
+  const Status s = file_->Sync();
+  lk.lock();
+  syncing_ = false;
+  if (s.ok()) {
+    ++stats_.syncs;
+    stats_.writes += target - durable_;
+    durable_ = target;
+  } else {
+    failed_ = true;
+  }
+  cv_.notify_all();
 }
 
 Status GroupSync::WaitDurable(uint64_t sequence) {
   std::unique_lock lk(mu_);
   while (durable_ < sequence) {
-    if (failed_) return Status::Error(Status::Code::kSyncFailed, "an earlier sync failed");
+    if (failed_) return EarlierSyncFailed();
     if (syncing_ || contiguous_ <= durable_) {
       cv_.wait(lk);  // a sync is running, or earlier writes are still being written
       continue;
     }
-    syncing_ = true;
-    const uint64_t target = contiguous_;
-    lk.unlock();
-    Status s = file_->Sync();
-    lk.lock();
-    syncing_ = false;
-    if (!s.ok()) {
-      failed_ = true;
-      cv_.notify_all();
-      return s;
-    }
-    ++stats_.syncs;
-    stats_.writes += target - durable_;
-    durable_ = target;
-    cv_.notify_all();
+    SyncLocked(lk);
   }
   return Status::Ok();
+}
+
+void GroupSync::WhenDurable(uint64_t sequence, Callback done) {
+  std::unique_lock lk(mu_);
+  if (failed_ || durable_ >= sequence) {
+    const Status result = failed_ ? EarlierSyncFailed() : Status::Ok();
+    lk.unlock();
+    done(result);
+    return;
+  }
+  waiters_.emplace(sequence, std::move(done));
+  if (!worker_.joinable()) worker_ = std::thread([this] { Work(); });
+  cv_.notify_all();
+}
+
+void GroupSync::Work() {
+  std::unique_lock lk(mu_);
+  while (true) {
+    // Hand out what is decided: waiters a sync (ours or a blocking caller's) has covered, or
+    // every waiter once a sync has failed.
+    if (!waiters_.empty() && (failed_ || waiters_.begin()->first <= durable_)) {
+      const Status result = failed_ ? EarlierSyncFailed() : Status::Ok();
+      const auto end = failed_ ? waiters_.end() : waiters_.upper_bound(durable_);
+      std::vector<Callback> ready;
+      for (auto it = waiters_.begin(); it != end; it = waiters_.erase(it)) {
+        ready.push_back(std::move(it->second));
+      }
+      lk.unlock();
+      for (auto& cb : ready) cb(result);
+      lk.lock();
+      continue;
+    }
+    if (waiters_.empty()) {
+      if (stopping_) return;
+      cv_.wait(lk);
+      continue;
+    }
+    // Someone waits: sync everything written so far, unless a sync is already running or the
+    // writes before the first waiter are still being written.
+    if (syncing_ || contiguous_ <= durable_) {
+      cv_.wait(lk);
+      continue;
+    }
+    SyncLocked(lk);
+  }
 }
 
 void GroupSync::Reset(uint64_t first_sequence) {

@@ -260,29 +260,78 @@ bool JournaledStore::OverlapsJournaled(uint64_t offset, uint64_t length) const {
   return Overlaps(journaled_, offset, length) || Overlaps(retiring_, offset, length);
 }
 
-Status JournaledStore::AppendAndApply(RecordKind kind, uint64_t offset,
-                                      std::span<const uint8_t> data) {
-  const uint64_t span = journal::RecordSpan(static_cast<uint32_t>(data.size()));
-  if (span > options_.journal_bytes / 2) {
+bool JournaledStore::ReserveLocked(uint64_t offset, uint64_t length, Slot* slot) {
+  const uint64_t size = options_.journal_bytes;
+  const uint64_t span = journal::RecordSpan(static_cast<uint32_t>(length));
+  // A record that does not fit before the end goes at offset 0; the tail is wasted.
+  uint64_t at = position_;
+  uint64_t waste = 0;
+  if (at + span > size) {
+    waste = size - at;
+    at = 0;
+  }
+  if (used_ + waste + span > size) return false;
+  used_ += waste + span;
+  slot->sequence = ++last_sequence_;
+  slot->epoch = epoch_;
+  slot->at = at;
+  position_ = at + span;
+  unapplied_.insert(slot->sequence);
+  // Remember the range, merging neighbours, so later plain writes to it are journaled too.
+  uint64_t b = offset, e = offset + length;
+  auto it = journaled_.upper_bound(b);
+  if (it != journaled_.begin() && std::prev(it)->second >= b) --it;
+  while (it != journaled_.end() && it->first <= e) {
+    b = std::min(b, it->first);
+    e = std::max(e, it->second);
+    it = journaled_.erase(it);
+  }
+  journaled_[b] = e;
+  if (used_ > size * options_.checkpoint_fill && !checkpointing_) {
+    checkpoint_wanted_ = true;
+    cv_.notify_all();
+  }
+  return true;
+}
+
+Status JournaledStore::CheckRecordSize(uint64_t length) const {
+  if (journal::RecordSpan(static_cast<uint32_t>(length)) > options_.journal_bytes / 2) {
     return Status::Error(Status::Code::kInvalid, "write larger than half the journal");
   }
-  const uint64_t size = options_.journal_bytes;
-  uint64_t sequence = 0, at = 0, epoch = 0;
+  return Status::Ok();
+}
+
+Status JournaledStore::WriteRecord(RecordKind kind, const Slot& slot, uint64_t offset,
+                                   std::span<const uint8_t> data) {
+  const auto record = journal::EncodeRecord(kind, slot.epoch, slot.sequence, offset, data);
+  const Status s = journal_->PWrite(slot.at, record);
+  // Marked even when it failed, so later writers' waits fail rather than hang.
+  journal_sync_->MarkWritten(slot.sequence);
+  return s;
+}
+
+Status JournaledStore::Apply(const Slot& slot, uint64_t offset, std::span<const uint8_t> data,
+                             Status durable) {
+  // Only a durable record is applied: the data file never holds what replay could not restore.
+  Status s = durable.ok() ? data_->PWrite(offset, data) : std::move(durable);
+  {
+    std::lock_guard lk(mu_);
+    unapplied_.erase(slot.sequence);
+  }
+  cv_.notify_all();
+  if (!s.ok()) return Fail(s);
+  return Status::Ok();
+}
+
+Status JournaledStore::AppendAndApply(RecordKind kind, uint64_t offset,
+                                      std::span<const uint8_t> data) {
+  if (Status s = CheckRecordSize(data.size()); !s.ok()) return s;
+  Slot slot;
   {
     std::unique_lock lk(mu_);
     while (true) {
       if (failed_.load()) return Status::Error(Status::Code::kReadOnly, "store failed earlier");
-      // A record that does not fit before the end goes at offset 0; the tail is wasted.
-      at = position_;
-      uint64_t waste = 0;
-      if (at + span > size) {
-        waste = size - at;
-        at = 0;
-      }
-      if (used_ + waste + span <= size) {
-        used_ += waste + span;
-        break;
-      }
+      if (ReserveLocked(offset, data.size(), &slot)) break;
       // Journal full: back-pressure until a checkpoint frees space (run one here if none is).
       if (!checkpointing_) {
         if (Status s = CheckpointLocked(lk); !s.ok()) return s;
@@ -290,42 +339,68 @@ Status JournaledStore::AppendAndApply(RecordKind kind, uint64_t offset,
         cv_.wait(lk);
       }
     }
-    sequence = ++last_sequence_;
-    epoch = epoch_;
-    position_ = at + span;
-    unapplied_.insert(sequence);
-    // Remember the range, merging neighbours, so later plain writes to it are journaled too.
-    uint64_t b = offset, e = offset + data.size();
-    auto it = journaled_.upper_bound(b);
-    if (it != journaled_.begin() && std::prev(it)->second >= b) --it;
-    while (it != journaled_.end() && it->first <= e) {
-      b = std::min(b, it->first);
-      e = std::max(e, it->second);
-      it = journaled_.erase(it);
-    }
-    journaled_[b] = e;
-    if (used_ > size * options_.checkpoint_fill && !checkpointing_) {
-      checkpoint_wanted_ = true;
-      cv_.notify_all();
+  }
+  Status s = WriteRecord(kind, slot, offset, data);
+  if (s.ok()) s = journal_sync_->WaitDurable(slot.sequence);
+  return Apply(slot, offset, data, std::move(s));
+}
+
+bool JournaledStore::TryStartWrite(uint64_t offset, std::span<const uint8_t> data, WriteKind kind,
+                                   Durability d, const WriteDone& done) {
+  if (Status s = CheckWritable(offset, data.size()); !s.ok()) {
+    done(std::move(s));
+    return true;
+  }
+  if (data.empty()) {
+    done(Status::Ok());
+    return true;
+  }
+  auto guard = locks_.TryLock(offset, data.size(), RangeLock::Mode::kExclusive);
+  if (!guard) return false;  // an overlapping write is in flight: wait for it elsewhere
+  bool journal = kind == WriteKind::kAtomic;
+  if (journal) {
+    if (Status s = CheckRecordSize(data.size()); !s.ok()) {
+      done(std::move(s));
+      return true;
     }
   }
-  const auto record = journal::EncodeRecord(kind, epoch, sequence, offset, data);
-  Status s = journal_->PWrite(at, record);
-  if (s.ok()) {
-    journal_sync_->MarkWritten(sequence);
-    s = journal_sync_->WaitDurable(sequence);
-  } else {
-    journal_sync_->MarkWritten(sequence);  // let later writers' waits fail rather than hang
-  }
-  // Only a durable record is applied: the data file never holds what replay could not restore.
-  if (s.ok()) s = data_->PWrite(offset, data);
+  Slot slot;
   {
     std::lock_guard lk(mu_);
-    unapplied_.erase(sequence);
+    if (!journal && OverlapsJournaled(offset, data.size())) {
+      if (!CheckRecordSize(data.size()).ok()) return false;  // the blocking path says why
+      journal = true;
+    }
+    // Journal full: the blocking path waits for a checkpoint.
+    if (journal && !ReserveLocked(offset, data.size(), &slot)) return false;
   }
-  cv_.notify_all();
-  if (!s.ok()) return Fail(s);
-  return Status::Ok();
+  if (!journal) {
+    Status s = data_->PWrite(offset, data);
+    guard.reset();  // in the page cache: readers may see it; only durability is left
+    if (!s.ok()) {
+      done(Fail(std::move(s)));
+    } else if (d == Durability::kCached) {
+      done(Status::Ok());
+    } else {
+      data_sync_.WhenDurable(data_sync_.CompletedUnordered(), [this, done](Status st) {
+        done(st.ok() ? std::move(st) : Fail(std::move(st)));
+      });
+    }
+    return true;
+  }
+  const RecordKind record = kind == WriteKind::kAtomic ? RecordKind::kAtomic : RecordKind::kOrdered;
+  if (Status s = WriteRecord(record, slot, offset, data); !s.ok()) {
+    done(Apply(slot, offset, data, std::move(s)));
+    return true;
+  }
+  // The range stays locked until the record is applied, as on the blocking path.
+  auto held = std::make_shared<std::optional<RangeLock::Guard>>(std::move(guard));
+  journal_sync_->WhenDurable(slot.sequence, [this, slot, offset, data, held, done](Status st) {
+    Status applied = Apply(slot, offset, data, std::move(st));
+    held->reset();  // the record is applied: overlapping reads and writes may go on
+    done(std::move(applied));
+  });
+  return true;
 }
 
 Status JournaledStore::WriteData(uint64_t offset, std::span<const uint8_t> data, Durability d) {

@@ -71,6 +71,8 @@ class JournaledStore final : public BlockStore {
                                                     std::span<uint8_t> out) override;
   Status Write(uint64_t offset, std::span<const uint8_t> data, Durability d) override;
   Status WriteAtomic(uint64_t offset, std::span<const uint8_t> data, Durability d) override;
+  [[nodiscard]] bool TryStartWrite(uint64_t offset, std::span<const uint8_t> data, WriteKind kind,
+                                   Durability d, const WriteDone& done) override;
   Status Flush() override;
   Status Unmap(uint64_t offset, uint64_t length) override;
   [[nodiscard]] Extent Provisioning(uint64_t offset, uint64_t max_length) override;
@@ -96,8 +98,20 @@ class JournaledStore final : public BlockStore {
   Status StartEpoch();  // at Open, nothing in flight: sync, next epoch, empty journal
   Status CheckRange(uint64_t offset, uint64_t length) const;
   Status CheckWritable(uint64_t offset, uint64_t length) const;
+  // Where a journal record goes.
+  struct Slot {
+    uint64_t sequence = 0, epoch = 0, at = 0;
+  };
   // Journal, make durable, apply. Caller holds the exclusive range lock.
   Status AppendAndApply(journal::RecordKind kind, uint64_t offset, std::span<const uint8_t> data);
+  // The steps of AppendAndApply. ReserveLocked (mu_ held) takes journal space for a record of
+  // `length` bytes at `offset` if there is room now; WriteRecord writes it and marks it
+  // written for group commit; Apply, once it is durable (or failed), writes the data file.
+  [[nodiscard]] Status CheckRecordSize(uint64_t length) const;
+  bool ReserveLocked(uint64_t offset, uint64_t length, Slot* slot);
+  Status WriteRecord(journal::RecordKind kind, const Slot& slot, uint64_t offset,
+                     std::span<const uint8_t> data);
+  Status Apply(const Slot& slot, uint64_t offset, std::span<const uint8_t> data, Status durable);
   Status WriteData(uint64_t offset, std::span<const uint8_t> data, Durability d);
   Status CheckpointLocked(std::unique_lock<std::mutex>& lk);
   [[nodiscard]] bool OverlapsJournaled(uint64_t offset, uint64_t length) const;  // mu_ held

@@ -132,6 +132,13 @@ LogicalUnit::LogicalUnit(const config::Lun& lun, const std::string& target_iqn,
       metrics_(metrics),
       labels_{{"target", target_iqn}, {"lun", std::to_string(lun.id)}},
       good_counters_(new std::atomic<std::atomic<int64_t>*>[Commands().size()]()),
+      read_bytes_(metrics->Get("untorn_read_bytes_total", labels_, "Bytes read by initiators")),
+      written_bytes_(
+          metrics->Get("untorn_written_bytes_total", labels_, "Bytes written by initiators")),
+      atomic_writes_(metrics->Get("untorn_atomic_writes_total", labels_,
+                                  "WRITE ATOMIC(16) commands completed")),
+      atomic_bytes_(
+          metrics->Get("untorn_atomic_written_bytes_total", labels_, "Bytes written atomically")),
       write_cache_(lun.write_cache) {
   disk_.serial = lun.serial;
   const uint64_t h = std::hash<std::string>{}(target_iqn + "/" + std::to_string(lun.id));
@@ -273,23 +280,70 @@ ScsiOutcome LogicalUnit::Execute(const Nexus& nexus, Bytes cdb, std::vector<uint
   return o;
 }
 
-std::optional<ScsiOutcome> LogicalUnit::TryExecuteWithoutBlocking(const Nexus&, Bytes cdb) {
-  // Small reads only: their copy costs less than the two thread hand-offs it saves, while a
-  // large copy here would hold up the other connections this network thread serves (1 MiB
-  // sequential reads measured slower inline).
-  constexpr uint64_t kInlineReadLimit = 128 << 10;
+bool LogicalUnit::TryStart(const Nexus&, Bytes cdb, std::vector<uint8_t>& data_out,
+                           const Completion& done) {
+  // Up to 128 KiB: a copy of that size costs less than the two thread hand-offs it saves,
+  // while a large copy here would hold up the other connections this network thread serves
+  // (1 MiB sequential reads measured slower inline).
+  constexpr uint64_t kInlineLimit = 128 << 10;
   const Command* c = Find(cdb);
-  if (c == nullptr || c->run != &LogicalUnit::RunRead) return std::nullopt;
+  if (c == nullptr) return false;
+  const bool read = c->run == &LogicalUnit::RunRead;
+  const bool write = c->run == &LogicalUnit::RunWrite;
+  const bool atomic = c->run == &LogicalUnit::RunWriteAtomic;
+  if (!read && !write && !atomic) return false;
   const auto b = protocol::DecodeBlockCdb(cdb);
-  if (!b) return std::nullopt;
+  if (!b) return false;
+  const uint64_t offset = b->lba * disk_.block_size;
   const uint64_t bytes = uint64_t{b->blocks} * disk_.block_size;
-  if (bytes == 0 || bytes > kInlineReadLimit) return std::nullopt;
-  DataInBuffer data(bytes);
-  const auto s = store_->TryReadNoWait(b->lba * disk_.block_size, data);
-  if (!s) return std::nullopt;
-  ScsiOutcome o = ReadOutcome(*s, std::move(data));
-  Count(*c, o);
-  return o;
+  if (bytes == 0 || bytes > kInlineLimit) return false;
+  if (read) {
+    DataInBuffer data(bytes);
+    const auto s = store_->TryReadNoWait(offset, data);
+    if (!s) return false;
+    ScsiOutcome o = ReadOutcome(*s, std::move(data));
+    Count(*c, o);
+    done(std::move(o));
+    return true;
+  }
+  if (data_out.size() != bytes) return false;  // a cut-short transfer: Execute handles it
+  const auto kind = atomic ? storage::WriteKind::kAtomic : storage::WriteKind::kPlain;
+  {
+    std::lock_guard lk(started_mu_);
+    ++started_writes_;
+  }
+  const auto finished = [this] {
+    std::lock_guard lk(started_mu_);
+    if (--started_writes_ == 0) started_cv_.notify_all();
+  };
+  // The data travels with the completion: the store writes from it until `done` runs.
+  auto data = std::make_shared<std::vector<uint8_t>>(std::move(data_out));
+  const bool started =
+      store_->TryStartWrite(offset, *data, kind, DurabilityFor(b->fua),
+                            [this, c, data, kind, done, finished](const storage::Status& s) {
+                              ScsiOutcome o = WriteOutcome(s, data->size(), kind);
+                              Count(*c, o);
+                              done(std::move(o));
+                              finished();
+                            });
+  if (!started) {
+    data_out = std::move(*data);
+    finished();
+  }
+  return started;
+}
+
+storage::Status LogicalUnit::Flush() {
+  {
+    std::unique_lock lk(started_mu_);
+    started_cv_.wait(lk, [&] { return started_writes_ == 0; });
+  }
+  return store_->Flush();
+}
+
+LogicalUnit::~LogicalUnit() {
+  std::unique_lock lk(started_mu_);
+  started_cv_.wait(lk, [&] { return started_writes_ == 0; });
 }
 
 void LogicalUnit::Count(const Command& c, const ScsiOutcome& o) {

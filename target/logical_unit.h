@@ -10,7 +10,9 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -43,11 +45,17 @@ class LogicalUnit {
   // Performs a prepared command with its data-out bytes. May block on storage.
   [[nodiscard]] ScsiOutcome Execute(const Nexus& nexus, protocol::Bytes cdb,
                                     std::vector<uint8_t> data_out);
-  // Performs a prepared command here and now if that needs no waiting — a READ whose blocks
-  // are cached and not being written atomically — else nullopt, and the caller Executes it on
-  // a thread that may block. Lets the network thread answer cached reads without a hand-off.
-  [[nodiscard]] std::optional<ScsiOutcome> TryExecuteWithoutBlocking(const Nexus& nexus,
-                                                                     protocol::Bytes cdb);
+  // Starts a prepared command without blocking the caller, where it can: a READ of up to
+  // 128 KiB whose blocks are cached and not being written atomically is answered here; a WRITE
+  // or WRITE ATOMIC of up to 128 KiB whose blocks no other write holds is copied to the page
+  // cache here and completes once durable, from the store's own thread
+  // (BlockStore::TryStartWrite). Returns false, having taken nothing, when the command must be
+  // Executed on a thread that may block; otherwise `done` runs exactly once, before or after
+  // this returns, and `data_out` has been taken. Lets the network thread run the common
+  // commands without a hand-off to the storage pool.
+  using Completion = std::function<void(ScsiOutcome)>;
+  [[nodiscard]] bool TryStart(const Nexus& nexus, protocol::Bytes cdb,
+                              std::vector<uint8_t>& data_out, const Completion& done);
 
   // Task management and nexus life cycle.
   void Reset(const Nexus& by);         // LOGICAL UNIT RESET / target reset: UA to every other nexus
@@ -59,8 +67,9 @@ class LogicalUnit {
   // The LUN numbers of the target this LU belongs to (REPORT LUNS). Set once at start.
   void SetTargetLuns(std::vector<uint16_t> luns) { target_luns_ = std::move(luns); }
 
-  // Makes all cached writes durable (shutdown).
-  storage::Status Flush() { return store_->Flush(); }
+  // Waits for the writes TryStart began, then makes all cached writes durable (shutdown).
+  storage::Status Flush();
+  ~LogicalUnit();
 
   // Command table entry (public so the table can live in the .cc file).
   struct Command;
@@ -109,6 +118,8 @@ class LogicalUnit {
   std::optional<ScsiOutcome> ValidateBlockCommand(const Nexus&, protocol::Bytes, CommandPlan&);
   ScsiOutcome RunRead(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
   ScsiOutcome ReadOutcome(const storage::Status& s, DataInBuffer data);
+  // The answer to a write of `bytes` that ended with `s`, counted in the byte metrics.
+  ScsiOutcome WriteOutcome(const storage::Status& s, size_t bytes, storage::WriteKind kind);
   ScsiOutcome RunWrite(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
   ScsiOutcome RunWriteAtomic(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
   ScsiOutcome RunWriteAndVerify(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
@@ -132,7 +143,16 @@ class LogicalUnit {
   // untorn_scsi_commands_total{outcome="good"} per row of Commands(), resolved on first use so
   // the common case costs one atomic add, not a label-map lookup.
   std::unique_ptr<std::atomic<std::atomic<int64_t>*>[]> good_counters_;
+  // Byte and atomic-write counters, resolved once.
+  std::atomic<int64_t>& read_bytes_;
+  std::atomic<int64_t>& written_bytes_;
+  std::atomic<int64_t>& atomic_writes_;
+  std::atomic<int64_t>& atomic_bytes_;
   std::atomic<bool> write_cache_;
+  // Writes started by TryStart and not yet completed: Flush and the destructor wait for them.
+  std::mutex started_mu_;
+  std::condition_variable started_cv_;
+  int started_writes_ = 0;  // guarded by started_mu_
   std::vector<uint16_t> target_luns_;
   std::mutex read_modify_write_mu_;  // serialises COMPARE AND WRITE and ORWRITE
 

@@ -191,32 +191,34 @@ ScsiOutcome LogicalUnit::RunRead(const Nexus&, Bytes cdb, std::vector<uint8_t>&)
 
 ScsiOutcome LogicalUnit::ReadOutcome(const storage::Status& s, DataInBuffer data) {
   if (!s.ok()) return OutcomeFromStorage(s, false);
-  metrics_->Add("untorn_read_bytes_total", labels_, "Bytes read by initiators",
-                static_cast<int64_t>(data.size()));
+  read_bytes_.fetch_add(static_cast<int64_t>(data.size()), std::memory_order_relaxed);
   return ScsiOutcome::Data(std::move(data));
+}
+
+ScsiOutcome LogicalUnit::WriteOutcome(const storage::Status& s, size_t bytes,
+                                      storage::WriteKind kind) {
+  if (!s.ok()) return OutcomeFromStorage(s, true);
+  written_bytes_.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+  if (kind == storage::WriteKind::kAtomic) {
+    atomic_writes_.fetch_add(1, std::memory_order_relaxed);
+    atomic_bytes_.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+  }
+  return ScsiOutcome::Good();
 }
 
 ScsiOutcome LogicalUnit::RunWrite(const Nexus&, Bytes cdb, std::vector<uint8_t>& data) {
   const BlockCdb c = Decode(cdb);
   if (data.empty()) return ScsiOutcome::Good();
-  storage::Status s = store_->Write(c.lba * disk_.block_size, data, DurabilityFor(c.fua));
-  if (!s.ok()) return OutcomeFromStorage(s, true);
-  metrics_->Add("untorn_written_bytes_total", labels_, "Bytes written by initiators",
-                static_cast<int64_t>(data.size()));
-  return ScsiOutcome::Good();
+  const storage::Status s = store_->Write(c.lba * disk_.block_size, data, DurabilityFor(c.fua));
+  return WriteOutcome(s, data.size(), storage::WriteKind::kPlain);
 }
 
 ScsiOutcome LogicalUnit::RunWriteAtomic(const Nexus&, Bytes cdb, std::vector<uint8_t>& data) {
   const BlockCdb c = Decode(cdb);
   if (data.empty()) return ScsiOutcome::Good();  // TRANSFER LENGTH 0: nothing to write
-  storage::Status s = store_->WriteAtomic(c.lba * disk_.block_size, data, DurabilityFor(c.fua));
-  if (!s.ok()) return OutcomeFromStorage(s, true);
-  metrics_->Add("untorn_atomic_writes_total", labels_, "WRITE ATOMIC(16) commands completed");
-  metrics_->Add("untorn_atomic_written_bytes_total", labels_, "Bytes written atomically",
-                static_cast<int64_t>(data.size()));
-  metrics_->Add("untorn_written_bytes_total", labels_, "Bytes written by initiators",
-                static_cast<int64_t>(data.size()));
-  return ScsiOutcome::Good();
+  const storage::Status s =
+      store_->WriteAtomic(c.lba * disk_.block_size, data, DurabilityFor(c.fua));
+  return WriteOutcome(s, data.size(), storage::WriteKind::kAtomic);
 }
 
 ScsiOutcome LogicalUnit::RunWriteAndVerify(const Nexus&, Bytes cdb, std::vector<uint8_t>& data) {

@@ -188,26 +188,22 @@ void Connection::MaybeDispatch(Task& t) {
 
 void Connection::Dispatch(Task& t) {
   t.executing = true;
-  if (t.data.empty()) {
-    // A cached read is answered from this strand; completion is posted, not called, because
-    // callers still hold `t`.
-    if (auto o = t.lu->TryExecuteWithoutBlocking(nexus_, t.cdb)) {
-      asio::post(socket_.get_executor(),
-                 [self = shared_from_this(), itt = t.itt, serial = t.serial,
-                  o = std::move(*o)]() mutable { self->Complete(itt, serial, std::move(o)); });
-      return;
-    }
-  }
   in_flight_.fetch_add(1);
-  asio::post(
-      *ctx_.storage_pool, [self = shared_from_this(), lu = t.lu, nexus = nexus_, cdb = t.cdb,
-                           data = std::move(t.data), itt = t.itt, serial = t.serial]() mutable {
-        ScsiOutcome o = lu->Execute(nexus, cdb, std::move(data));
-        asio::post(self->socket_.get_executor(), [self, itt, serial, o = std::move(o)]() mutable {
-          self->in_flight_.fetch_sub(1);
-          self->Complete(itt, serial, std::move(o));
-        });
-      });
+  // Completion is posted to this connection's strand, never called in place: callers still
+  // hold `t`, and a durable write completes on the store's thread.
+  const LogicalUnit::Completion done = [self = shared_from_this(), itt = t.itt,
+                                        serial = t.serial](ScsiOutcome o) {
+    asio::post(self->socket_.get_executor(), [self, itt, serial, o = std::move(o)]() mutable {
+      self->in_flight_.fetch_sub(1);
+      self->Complete(itt, serial, std::move(o));
+    });
+  };
+  // Cached reads and small writes start here, without the storage pool.
+  if (t.lu->TryStart(nexus_, t.cdb, t.data, done)) return;
+  asio::post(*ctx_.storage_pool,
+             [lu = t.lu, nexus = nexus_, cdb = t.cdb, data = std::move(t.data), done]() mutable {
+               done(lu->Execute(nexus, cdb, std::move(data)));
+             });
 }
 
 void Connection::Complete(uint32_t itt, uint64_t serial, ScsiOutcome outcome) {

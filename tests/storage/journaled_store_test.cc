@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
 #include <random>
 #include <thread>
 
@@ -256,6 +257,74 @@ TEST(JournaledStore, TryReadNoWaitReadsWhatReadReads) {
   auto past_end = s->TryReadNoWait(kLun, fast);
   ASSERT_TRUE(past_end);
   EXPECT_FALSE(past_end->ok());
+}
+
+// The network thread's write path (TryStartWrite): a cached write completes before it returns;
+// durable and atomic writes complete from the store's thread once durable, with the data in
+// place and the atomic one journaled; a crash right after the acknowledgement keeps both.
+TEST(JournaledStore, TryStartWriteCompletesOnceDurable) {
+  MemFileSystem fs;
+  auto s = OpenOk(&fs);
+  fs.RestartLog();
+  std::promise<Status> cached;
+  ASSERT_TRUE(s->TryStartWrite(0, Fill(4096, 1), WriteKind::kPlain, Durability::kCached,
+                               [&](Status st) { cached.set_value(std::move(st)); }));
+  auto f = cached.get_future();
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_TRUE(f.get().ok());
+
+  const auto fua_data = Fill(4096, 2), atomic_data = Fill(16384, 3);
+  std::promise<Status> fua, atomic;
+  ASSERT_TRUE(s->TryStartWrite(8192, fua_data, WriteKind::kPlain, Durability::kDurable,
+                               [&](Status st) { fua.set_value(std::move(st)); }));
+  ASSERT_TRUE(s->TryStartWrite(65536, atomic_data, WriteKind::kAtomic, Durability::kDurable,
+                               [&](Status st) { atomic.set_value(std::move(st)); }));
+  EXPECT_TRUE(fua.get_future().get().ok());
+  EXPECT_TRUE(atomic.get_future().get().ok());
+  EXPECT_EQ(s->stats().journal_records, 1u);
+  std::mt19937_64 rng(3);
+  auto crashed = fs.CrashState(fs.EventCount(), rng);
+  EXPECT_EQ(ReadBack(crashed.get(), 8192, 4096), fua_data);
+  EXPECT_EQ(ReadBack(crashed.get(), 65536, 16384), atomic_data);
+}
+
+// It never waits for journal space: with the journal full it declines, and the blocking path
+// (which checkpoints) takes the write.
+TEST(JournaledStore, TryStartWriteDeclinesWhenTheJournalIsFull) {
+  MemFileSystem fs;
+  auto s = OpenOk(&fs);
+  const uint64_t fits = (1 << 20) / journal::RecordSpan(16384);
+  for (uint64_t i = 0; i < fits; ++i) {
+    ASSERT_TRUE(s->WriteAtomic((i % 32) * 16384, Fill(16384, 4), Durability::kDurable).ok());
+  }
+  ASSERT_EQ(s->stats().checkpoints, 0u);
+  const auto data = Fill(16384, 5);
+  bool called = false;
+  EXPECT_FALSE(s->TryStartWrite(0, data, WriteKind::kAtomic, Durability::kDurable,
+                                [&](Status) { called = true; }));
+  EXPECT_FALSE(called);
+  EXPECT_TRUE(s->WriteAtomic(0, data, Durability::kDurable).ok());
+  EXPECT_EQ(s->stats().checkpoints, 1u);
+}
+
+// A failed journal sync fails the write it was for, applies nothing, and later writes are
+// refused at once.
+TEST(JournaledStore, TryStartWriteReportsAFailedSync) {
+  MemFileSystem fs;
+  auto s = OpenOk(&fs);
+  fs.FailSyncsAfter(0);
+  std::promise<Status> first;
+  ASSERT_TRUE(s->TryStartWrite(0, Fill(4096, 6), WriteKind::kAtomic, Durability::kDurable,
+                               [&](Status st) { first.set_value(std::move(st)); }));
+  EXPECT_EQ(first.get_future().get().code(), Status::Code::kSyncFailed);
+  fs.FailSyncsAfter(-1);
+  std::promise<Status> later;
+  ASSERT_TRUE(s->TryStartWrite(0, Fill(4096, 7), WriteKind::kPlain, Durability::kCached,
+                               [&](Status st) { later.set_value(std::move(st)); }));
+  EXPECT_EQ(later.get_future().get().code(), Status::Code::kReadOnly);
+  std::vector<uint8_t> b(4096);
+  ASSERT_TRUE(s->Read(0, b).ok());
+  EXPECT_EQ(b, Fill(4096, 0));
 }
 
 TEST(JournaledStore, GroupCommitSharesSyncs) {
