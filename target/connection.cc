@@ -20,6 +20,9 @@ namespace {
 
 constexpr uint32_t kLoginMaxRecvDataSegment = 8192;  // RFC 7143 §13.12 default during login
 constexpr size_t kMaxWriteBatch = 64;
+// Bytes read from the socket at a time: at queue depth 32 one read brings many PDUs, not one
+// recv per 48-byte header. Reads of at least half of this go straight to their destination.
+constexpr size_t kReceiveBuffer = 64 << 10;
 
 // RFC 1982 serial number arithmetic on 32 bits.
 bool SerialLess(uint32_t a, uint32_t b) { return a != b && static_cast<int32_t>(a - b) < 0; }
@@ -165,8 +168,28 @@ awaitable<void> Connection::KeepAlive() {
   }
 }
 
+awaitable<void> Connection::Receive(std::span<uint8_t> out) {
+  const size_t buffered = std::min(out.size(), rx_end_ - rx_begin_);
+  std::copy_n(rx_.begin() + static_cast<std::ptrdiff_t>(rx_begin_), buffered, out.begin());
+  rx_begin_ += buffered;
+  if (buffered == out.size()) co_return;
+  const std::span<uint8_t> rest = out.subspan(buffered);
+  rx_begin_ = rx_end_ = 0;
+  if (rest.size() >= kReceiveBuffer / 2) {
+    co_await asio::async_read(socket_, asio::buffer(rest.data(), rest.size()), use_awaitable);
+    co_return;
+  }
+  if (rx_.empty()) rx_.resize(kReceiveBuffer);
+  while (rx_end_ < rest.size()) {
+    rx_end_ += co_await socket_.async_read_some(
+        asio::buffer(rx_.data() + rx_end_, rx_.size() - rx_end_), use_awaitable);
+  }
+  std::copy_n(rx_.begin(), rest.size(), rest.begin());
+  rx_begin_ = rest.size();
+}
+
 awaitable<bool> Connection::ReadPdu(Pdu& pdu, bool* data_digest_ok) {
-  co_await asio::async_read(socket_, asio::buffer(pdu.bhs), use_awaitable);
+  co_await Receive(pdu.bhs);
   const protocol::FrameLayout l = protocol::LayoutOf(pdu.bhs);
   const size_t max_data =
       full_feature_ ? params_.target_max_recv_data_segment : kLoginMaxRecvDataSegment;
@@ -176,10 +199,10 @@ awaitable<bool> Connection::ReadPdu(Pdu& pdu, bool* data_digest_ok) {
     co_return false;
   }
   pdu.ahs.resize(l.ahs_bytes);
-  if (l.ahs_bytes > 0) co_await asio::async_read(socket_, asio::buffer(pdu.ahs), use_awaitable);
+  if (l.ahs_bytes > 0) co_await Receive(pdu.ahs);
   uint8_t digest[protocol::kDigestLength];
   if (header_digest_) {
-    co_await asio::async_read(socket_, asio::buffer(digest), use_awaitable);
+    co_await Receive(digest);
     if (protocol::LoadLe32(digest, 0) != protocol::HeaderDigest(pdu)) {
       UNTORN_LOG_WARN("connection from ", peer_, ": header digest mismatch");
       co_return false;  // ERL 0: the header cannot be trusted, nor the framing after it
@@ -187,9 +210,9 @@ awaitable<bool> Connection::ReadPdu(Pdu& pdu, bool* data_digest_ok) {
   }
   pdu.data.resize(l.padded_data_bytes);
   if (l.padded_data_bytes > 0) {
-    co_await asio::async_read(socket_, asio::buffer(pdu.data), use_awaitable);
+    co_await Receive(pdu.data);
     if (data_digest_) {
-      co_await asio::async_read(socket_, asio::buffer(digest), use_awaitable);
+      co_await Receive(digest);
       *data_digest_ok = protocol::LoadLe32(digest, 0) ==
                         protocol::DataDigest(protocol::Bytes(pdu.data).first(l.data_bytes));
     }

@@ -98,6 +98,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<void> WriteLoop();
   boost::asio::awaitable<void> KeepAlive();
   boost::asio::awaitable<void> LoginTimeout();
+  // Fills `out` from the receive buffer, reading the socket as needed.
+  boost::asio::awaitable<void> Receive(std::span<uint8_t> out);
   // Reads one PDU; returns false when the connection must close.
   boost::asio::awaitable<bool> ReadPdu(protocol::Pdu& pdu, bool* data_digest_ok);
   void Send(const protocol::Pdu& pdu);
@@ -146,6 +148,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::steady_timer write_signal_;
   boost::asio::steady_timer keepalive_timer_;
   boost::asio::steady_timer login_timer_;
+  std::vector<uint8_t> rx_;           // receive buffer (kReceiveBuffer bytes once reading starts)
+  size_t rx_begin_ = 0, rx_end_ = 0;  // its unconsumed bytes
   std::deque<Outbound> out_queue_;
   bool writing_ = false;
   bool stopped_ = false;

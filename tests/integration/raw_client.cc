@@ -42,10 +42,15 @@ void RawClient::SendRaw(const std::vector<uint8_t>& bytes) {
   }
 }
 
-void RawClient::Send(Pdu pdu, bool corrupt_data_digest) {
+std::vector<uint8_t> RawClient::Frame(Pdu pdu) const {
   pdu.SyncLengths();
-  auto bytes = protocol::Serialize(pdu, header_digest_, data_digest_);
-  if (corrupt_data_digest && data_digest_ && !pdu.data.empty()) bytes.back() ^= 0xff;
+  return protocol::Serialize(pdu, header_digest_, data_digest_);
+}
+
+void RawClient::Send(Pdu pdu, bool corrupt_data_digest) {
+  const bool has_data = !pdu.data.empty();
+  auto bytes = Frame(std::move(pdu));
+  if (corrupt_data_digest && data_digest_ && has_data) bytes.back() ^= 0xff;
   SendRaw(bytes);
 }
 

@@ -22,6 +22,8 @@ class RawClient {
   // target accepted. Digests named in `keys` are switched on when it answers CRC32C.
   bool Login(const std::string& target, const protocol::KeyList& keys, uint16_t* status = nullptr);
   void Send(protocol::Pdu pdu, bool corrupt_data_digest = false);
+  // The bytes Send would put on the wire (lengths filled in, digests as negotiated).
+  [[nodiscard]] std::vector<uint8_t> Frame(protocol::Pdu pdu) const;
   void SendRaw(const std::vector<uint8_t>& bytes);
   // Next PDU, or nullopt on close/timeout (milliseconds). Checks digests when on.
   std::optional<protocol::Pdu> Receive(int timeout_ms = 5000);
