@@ -23,6 +23,9 @@ constexpr size_t kMaxWriteBatch = 64;
 // Bytes read from the socket at a time: at queue depth 32 one read brings many PDUs, not one
 // recv per 48-byte header. Reads of at least half of this go straight to their destination.
 constexpr size_t kReceiveBuffer = 64 << 10;
+// Answers queued per connection beyond which no more PDUs are read from it: an initiator that
+// sends without reading is held back by TCP instead of growing the queue without bound.
+constexpr size_t kMaxQueuedOutput = 8 << 20;
 
 // RFC 1982 serial number arithmetic on 32 bits.
 bool SerialLess(uint32_t a, uint32_t b) { return a != b && static_cast<int32_t>(a - b) < 0; }
@@ -41,12 +44,15 @@ Connection::Connection(Socket socket, ServerContext ctx, uint64_t id)
       write_signal_(socket_.get_executor()),
       keepalive_timer_(socket_.get_executor()),
       login_timer_(socket_.get_executor()),
-      last_rx_(std::chrono::steady_clock::now()) {
+      drained_signal_(socket_.get_executor()),
+      last_tx_(std::chrono::steady_clock::now()),
+      last_rx_(last_tx_) {
   boost::system::error_code ec;
   peer_ = Endpoint(socket_.remote_endpoint(ec));
   local_ = Endpoint(socket_.local_endpoint(ec));
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
   write_signal_.expires_at(std::chrono::steady_clock::time_point::max());
+  drained_signal_.expires_at(std::chrono::steady_clock::time_point::max());
   ctx_.connections->fetch_add(1);
   ctx_.metrics->Get("untorn_connections", {}, "Open iSCSI connections", true).fetch_add(1);
   ctx_.metrics->Add("untorn_connections_total", {}, "iSCSI connections accepted");
@@ -107,7 +113,9 @@ void Connection::Close(const std::string& why) {
   write_signal_.cancel();
   keepalive_timer_.cancel();
   login_timer_.cancel();
+  drained_signal_.cancel();
   out_queue_.clear();
+  out_bytes_ = 0;
   EndSession();
 }
 
@@ -154,6 +162,17 @@ awaitable<void> Connection::KeepAlive() {
     co_await keepalive_timer_.async_wait(asio::redirect_error(use_awaitable, ec));
     if (stopped_) break;
     const auto now = std::chrono::steady_clock::now();
+    if (out_bytes_ > kMaxQueuedOutput) {
+      // Reading is held back, answers to pings included: the initiator shows it is alive by
+      // reading what is queued for it.
+      if (now - last_tx_ > timeout) {
+        UNTORN_LOG_WARN("initiator ", peer_, " stopped reading its responses; closing");
+        Close("initiator not reading");
+        break;
+      }
+      ping_sent_.reset();
+      continue;
+    }
     if (ping_sent_ && now - *ping_sent_ > timeout) {
       UNTORN_LOG_WARN("initiator ", peer_, " did not answer NOP-In; closing");
       Close("keep-alive timeout");
@@ -224,9 +243,16 @@ awaitable<bool> Connection::ReadPdu(Pdu& pdu, bool* data_digest_ok) {
 awaitable<void> Connection::ReadLoop() {
   try {
     while (!stopped_) {
+      while (out_bytes_ > kMaxQueuedOutput && !stopped_) {
+        boost::system::error_code ec;
+        co_await drained_signal_.async_wait(asio::redirect_error(use_awaitable, ec));
+      }
+      if (stopped_) break;
       Pdu pdu;
       bool data_digest_ok = true;
       if (!co_await ReadPdu(pdu, &data_digest_ok)) break;
+      // A read that completed just as the connection closed hands back its PDU afterwards.
+      if (stopped_) break;
       last_rx_ = std::chrono::steady_clock::now();
       ping_sent_.reset();
       if (!full_feature_) {
@@ -261,7 +287,9 @@ awaitable<void> Connection::WriteLoop() {
         continue;
       }
       std::vector<Outbound> batch;
+      size_t batch_bytes = 0;
       while (!out_queue_.empty() && batch.size() < kMaxWriteBatch) {
+        batch_bytes += out_queue_.front().wire_bytes();
         batch.push_back(std::move(out_queue_.front()));
         out_queue_.pop_front();
       }
@@ -274,6 +302,11 @@ awaitable<void> Connection::WriteLoop() {
         if (b.tail_length > 0) buffers.emplace_back(b.tail.data(), b.tail_length);
       }
       co_await asio::async_write(socket_, buffers, use_awaitable);
+      last_tx_ = std::chrono::steady_clock::now();
+      if (stopped_) break;  // Close emptied the queue and its count
+      const bool was_over = out_bytes_ > kMaxQueuedOutput;
+      out_bytes_ -= batch_bytes;
+      if (was_over && out_bytes_ <= kMaxQueuedOutput) drained_signal_.cancel();
     }
   } catch (const std::exception& e) {
     UNTORN_LOG_DEBUG("connection ", id_, " write: ", e.what());
@@ -284,6 +317,7 @@ awaitable<void> Connection::WriteLoop() {
 void Connection::Send(const Pdu& pdu) {
   if (stopped_) return;
   out_queue_.push_back(Outbound{protocol::Serialize(pdu, header_digest_, data_digest_)});
+  out_bytes_ += out_queue_.back().wire_bytes();
   write_signal_.cancel_one();
 }
 
@@ -294,6 +328,7 @@ void Connection::SendData(const Pdu& header, std::shared_ptr<const Payload> payl
   protocol::FrameEdges e = protocol::FrameAround(header, data, header_digest_, data_digest_);
   out_queue_.push_back(
       Outbound{std::move(e.head), std::move(payload), offset, length, e.tail, e.tail_length});
+  out_bytes_ += out_queue_.back().wire_bytes();
   write_signal_.cancel_one();
 }
 
@@ -340,8 +375,9 @@ awaitable<bool> Connection::OnLoginPdu(Pdu& pdu) {
       boost::system::error_code ec;
       co_await wait.async_wait(asio::redirect_error(use_awaitable, ec));
     }
-    UNTORN_LOG_INFO("session of ", login_->initiator_name(), " reinstated");
     replaced_.reset();
+    if (stopped_) co_return false;  // closed while the old session drained
+    UNTORN_LOG_INFO("session of ", login_->initiator_name(), " reinstated");
   }
   for (const Pdu& r : out.responses) {
     Send(r);

@@ -85,6 +85,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     uint32_t offset = 0, length = 0;
     std::array<uint8_t, 3 + protocol::kDigestLength> tail{};
     size_t tail_length = 0;
+    [[nodiscard]] size_t wire_bytes() const { return head.size() + length + tail_length; }
   };
   struct PendingTmf {
     uint32_t itt = 0;
@@ -151,7 +152,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<uint8_t> rx_;           // receive buffer (kReceiveBuffer bytes once reading starts)
   size_t rx_begin_ = 0, rx_end_ = 0;  // its unconsumed bytes
   std::deque<Outbound> out_queue_;
-  bool writing_ = false;
+  // Bytes queued for the socket and not yet written (a whole batch counts until it is). Past
+  // kMaxQueuedOutput the read loop stops taking PDUs until the initiator reads its answers.
+  size_t out_bytes_ = 0;
+  boost::asio::steady_timer drained_signal_;       // cancelled when out_bytes_ falls back under
+  std::chrono::steady_clock::time_point last_tx_;  // last completed socket write
   bool stopped_ = false;
   bool close_after_flush_ = false;
   std::atomic<int> in_flight_{0};

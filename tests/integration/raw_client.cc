@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 
 #include "protocol/framing.h"
@@ -40,6 +41,25 @@ void RawClient::SendRaw(const std::vector<uint8_t>& bytes) {
     if (n <= 0) return;
     done += static_cast<size_t>(n);
   }
+}
+
+size_t RawClient::SendFor(const std::vector<uint8_t>& bytes, int timeout_ms) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  size_t done = 0;
+  while (fd_ >= 0 && done < bytes.size()) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          end - std::chrono::steady_clock::now())
+                          .count();
+    if (left <= 0) break;
+    pollfd pfd{fd_, POLLOUT, 0};
+    if (::poll(&pfd, 1, static_cast<int>(left)) <= 0) break;
+    const ssize_t n =
+        ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
 }
 
 std::vector<uint8_t> RawClient::Frame(Pdu pdu) const {

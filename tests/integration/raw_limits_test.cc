@@ -2,6 +2,9 @@
 // outstanding commands and the buffer budget. The newcomer is refused, never the established.
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <thread>
+
 #include "raw_test_util.h"
 
 namespace untorn::testing {
@@ -140,6 +143,68 @@ TEST(RawProtocol, TargetPingsAnIdleInitiatorAndDropsASilentOne) {
   ASSERT_TRUE(second);
   EXPECT_EQ(second->RawOpcode(), 0x20);
   EXPECT_TRUE(c.ClosedWithin(6000));
+}
+
+// An initiator that sends without ever reading its answers (8 KiB NOP-Out pings here) is held
+// back by TCP once about 8 MiB of answers are queued for it, instead of growing the daemon's
+// memory without bound, and is closed once it has read nothing for nop_timeout_seconds. Other
+// sessions are served meanwhile.
+TEST(RawProtocol, InitiatorThatNeverReadsIsHeldBackThenClosed) {
+  UntorndProcess d(WithLimits("\"nop_timeout_seconds\": 3"));
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander good(d);
+  RawClient c(d.port());
+  ASSERT_TRUE(c.Login(kTargetIqn, {}));
+  // 160 MiB of pings with 8 KiB data each, all immediate.
+  std::vector<uint8_t> pings;
+  const size_t count = 20000;
+  for (uint32_t i = 0; i < count; ++i) {
+    Pdu p;
+    p.bhs[0] = 0x40;  // immediate NOP-Out
+    p.bhs[1] = 0x80;
+    protocol::StoreBe32(p.bhs, 16, 0x1000 + i);  // ITT: answer wanted
+    protocol::StoreBe32(p.bhs, 20, protocol::kReservedTag);
+    protocol::StoreBe32(p.bhs, 24, c.next_cmd_sn());
+    p.data.assign(8192, static_cast<uint8_t>(i));
+    const auto bytes = c.Frame(p);
+    pings.insert(pings.end(), bytes.begin(), bytes.end());
+  }
+  const size_t sent = c.SendFor(pings, 4000);
+  // Taken: the 8 MiB queue plus what both sockets' buffers hold; far from all of it.
+  EXPECT_LT(sent, pings.size() / 4) << "sent " << sent << " of " << pings.size();
+  EXPECT_GT(sent, size_t{8} << 20);
+  EXPECT_TRUE(good.Works());
+  EXPECT_TRUE(c.ClosedWithin(8000));
+  EXPECT_NE(d.Log().find("stopped reading its responses"), std::string::npos) << d.Log();
+  EXPECT_TRUE(good.Works());
+}
+
+// SIGTERM while initiators keep commands coming: every connection closes and untornd exits 0,
+// however a read was placed when its connection closed.
+TEST(RawProtocol, StopWhileInitiatorsSendCommandsExitsCleanly) {
+  for (int round = 0; round < 5; ++round) {
+    UntorndProcess d(DefaultConfig());
+    ASSERT_TRUE(d.ok()) << d.Log();
+    std::vector<std::unique_ptr<RawClient>> clients;
+    std::vector<std::vector<uint8_t>> bursts;
+    for (int i = 0; i < 3; ++i) {
+      clients.push_back(std::make_unique<RawClient>(d.port()));
+      ASSERT_TRUE(clients.back()->Login(kTargetIqn, {}));
+      std::vector<uint8_t> burst;
+      for (uint32_t k = 0; k < 4000; ++k) {  // TEST UNIT READY, immediate
+        const auto bytes = clients.back()->Frame(CommandPdu(
+            0x100 + k, clients.back()->next_cmd_sn(), std::vector<uint8_t>(6, 0), 0, 0x80, true));
+        burst.insert(burst.end(), bytes.begin(), bytes.end());
+      }
+      bursts.push_back(std::move(burst));
+    }
+    std::vector<std::thread> senders;
+    for (size_t i = 0; i < clients.size(); ++i) {
+      senders.emplace_back([&, i] { (void)clients[i]->SendFor(bursts[i], 3000); });
+    }
+    EXPECT_EQ(d.Stop(), 0) << "round " << round;
+    for (auto& t : senders) t.join();
+  }
 }
 
 }  // namespace
