@@ -316,9 +316,7 @@ awaitable<void> Connection::WriteLoop() {
 
 void Connection::Send(const Pdu& pdu) {
   if (stopped_) return;
-  out_queue_.push_back(Outbound{protocol::Serialize(pdu, header_digest_, data_digest_)});
-  out_bytes_ += out_queue_.back().wire_bytes();
-  write_signal_.cancel_one();
+  Enqueue(Outbound{protocol::Serialize(pdu, header_digest_, data_digest_)});
 }
 
 void Connection::SendData(const Pdu& header, std::shared_ptr<const Payload> payload,
@@ -326,9 +324,14 @@ void Connection::SendData(const Pdu& header, std::shared_ptr<const Payload> payl
   if (stopped_) return;
   const protocol::Bytes data(payload->bytes.data() + offset, length);
   protocol::FrameEdges e = protocol::FrameAround(header, data, header_digest_, data_digest_);
-  out_queue_.push_back(
-      Outbound{std::move(e.head), std::move(payload), offset, length, e.tail, e.tail_length});
-  out_bytes_ += out_queue_.back().wire_bytes();
+  Enqueue(Outbound{std::move(e.head), std::move(payload), offset, length, e.tail, e.tail_length});
+}
+
+void Connection::Enqueue(Outbound out) {
+  // The time since output last moved is counted from when there was output to move.
+  if (out_bytes_ == 0) last_tx_ = std::chrono::steady_clock::now();
+  out_bytes_ += out.wire_bytes();
+  out_queue_.push_back(std::move(out));
   write_signal_.cancel_one();
 }
 

@@ -107,6 +107,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Sends `header` with [offset, offset + length) of `payload` as its data segment, no copy.
   void SendData(const protocol::Pdu& header, std::shared_ptr<const Payload> payload,
                 uint32_t offset, uint32_t length);
+  void Enqueue(Outbound out);  // queues for the WriteLoop, counting out_bytes_
   void CloseAfterFlush();
   void Close(const std::string& why);
   [[nodiscard]] protocol::SeqNumbers NextStatus();  // consumes a StatSN
@@ -155,8 +156,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Bytes queued for the socket and not yet written (a whole batch counts until it is). Past
   // kMaxQueuedOutput the read loop stops taking PDUs until the initiator reads its answers.
   size_t out_bytes_ = 0;
-  boost::asio::steady_timer drained_signal_;       // cancelled when out_bytes_ falls back under
-  std::chrono::steady_clock::time_point last_tx_;  // last completed socket write
+  boost::asio::steady_timer drained_signal_;  // cancelled when out_bytes_ falls back under
+  // Last completed socket write, or when output was queued after none was waiting.
+  std::chrono::steady_clock::time_point last_tx_;
   bool stopped_ = false;
   bool close_after_flush_ = false;
   std::atomic<int> in_flight_{0};
