@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <algorithm>
 #include <bit>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -195,10 +196,19 @@ Lun ParseLun(const json& j, const std::string& path) {
   if (l.serial.size() > 32) Fail(path + ".serial", "must be at most 32 characters");
   l.atomic = ParseAtomic(j, path, l);
   l.journal = GetBool(j, path, "journal", true);
-  if (j.contains("journal_size")) l.journal_size = GetSize(j, path, "journal_size");
   // A plain write of the largest transfer may be journaled; a record must fit four times over
   // so checkpoints are not needed for every write.
   const uint64_t largest = uint64_t{l.max_transfer_length} * l.block_size + 512;
+  if (j.contains("journal_size")) {
+    l.journal_size = GetSize(j, path, "journal_size");
+  } else {
+    // A quarter of the LUN between 64 and 256 MiB: each checkpoint flushes the data file and
+    // stalls the journal's syncs meanwhile, so a larger journal (fewer checkpoints) serves
+    // more atomic writes (16 KiB QD32 over iSCSI on a 1 GiB LUN: 256 MiB ~15 % more than 64).
+    const uint64_t quarter = l.size / 4 / 512 * 512;
+    l.journal_size = std::max(std::clamp<uint64_t>(quarter, 64ull << 20, 256ull << 20),
+                              (4 * largest + 511) / 512 * 512);
+  }
   if (l.journal && (l.journal_size < 4 * largest || l.journal_size % 512 != 0)) {
     Fail(path + ".journal_size", "must be a multiple of 512 and at least " +
                                      std::to_string(4 * largest) +

@@ -44,7 +44,7 @@ struct Lun {
   AtomicLimits atomic;
   std::string serial;                   // derived from target and LUN when empty
   bool journal = true;                  // crash-atomic journaled store; false: plain file store
-  uint64_t journal_size = 64ull << 20;  // bytes
+  uint64_t journal_size = 64ull << 20;  // bytes; unset in JSON: a quarter of size, 64..256 MiB
 };
 
 struct Target {

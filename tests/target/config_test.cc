@@ -35,6 +35,23 @@ TEST(Config, EmbeddedDefaultIsValidAndMatchesTheDocumentedDisk) {
   EXPECT_GE(l.atomic.max_transfer_length, 256u);  // iscsi-test-cu's WriteAtomic16 needs it
 }
 
+TEST(Config, JournalSizeDefaultsToAQuarterOfTheLunWithinBounds) {
+  const auto journal_of = [](const std::string& extra) {
+    Config c;
+    std::string error;
+    EXPECT_TRUE(Parse(Lun(extra), &c, &error)) << error;
+    return c.targets.empty() ? 0 : c.targets[0].luns[0].journal_size;
+  };
+  EXPECT_EQ(journal_of(""), 256ull << 20);                     // 1 GiB
+  EXPECT_EQ(journal_of(R"(,"size":"64MiB")"), 64ull << 20);    // the floor
+  EXPECT_EQ(journal_of(R"(,"size":"600MiB")"), 150ull << 20);  // a quarter
+  EXPECT_EQ(journal_of(R"(,"size":"64GiB")"), 256ull << 20);   // the cap
+  EXPECT_EQ(journal_of(R"(,"journal_size":"8MiB","max_transfer_length":1024)"), 8ull << 20);
+  // Never below four times the largest transfer (65535 blocks of 4 KiB, plus a header).
+  const uint64_t largest = 65535ull * 4096 + 512;
+  EXPECT_EQ(journal_of(R"(,"block_size":4096,"max_transfer_length":65535)"), 4 * largest);
+}
+
 TEST(Config, ErrorsNameTheField) {
   EXPECT_EQ(ErrorOf(Lun(R"(,"size":"1GB")")),
             "targets[0].luns[0].size: must look like 1073741824, \"512MiB\" or \"1GiB\"");
