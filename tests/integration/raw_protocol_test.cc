@@ -14,10 +14,7 @@ TEST(RawProtocol, DataDigestsProtectWritesAndReads) {
   UntorndProcess d(DefaultConfig());
   ASSERT_TRUE(d.ok()) << d.Log();
   RawClient c(d.port());
-  ASSERT_TRUE(c.Login(kTargetIqn, {{"HeaderDigest", "CRC32C"},
-                                   {"DataDigest", "CRC32C"},
-                                   {"ImmediateData", "Yes"},
-                                   {"InitialR2T", "No"}}));
+  ASSERT_TRUE(c.Login(kTargetIqn, DigestsAndImmediateData()));
   std::vector<uint8_t> data(4096);
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 13);
   auto w = c.Scsi(Write10(100, 8), 4096, false, true, data);
@@ -289,10 +286,7 @@ TEST(RawProtocol, PdusCoalescedInOneSendOrDribbledByteByByteFrameAlike) {
   UntorndProcess d(DefaultConfig());
   ASSERT_TRUE(d.ok()) << d.Log();
   RawClient c(d.port());
-  ASSERT_TRUE(c.Login(kTargetIqn, {{"HeaderDigest", "CRC32C"},
-                                   {"DataDigest", "CRC32C"},
-                                   {"ImmediateData", "Yes"},
-                                   {"InitialR2T", "No"}}));
+  ASSERT_TRUE(c.Login(kTargetIqn, DigestsAndImmediateData()));
   auto pattern = [](size_t bytes, uint32_t seed) {
     std::vector<uint8_t> p(bytes);
     for (size_t i = 0; i < bytes; ++i) p[i] = static_cast<uint8_t>(i * 7 + seed * 31 + (i >> 9));

@@ -69,6 +69,14 @@ inline Pdu TextPdu(uint32_t itt, uint32_t ttt, uint32_t cmd_sn, bool cont,
   return p;
 }
 
+// Login keys for both digests and immediate/unsolicited data.
+inline protocol::KeyList DigestsAndImmediateData() {
+  return {{"HeaderDigest", "CRC32C"},
+          {"DataDigest", "CRC32C"},
+          {"ImmediateData", "Yes"},
+          {"InitialR2T", "No"}};
+}
+
 // A libiscsi session that must keep working while a raw client misbehaves.
 class Bystander {
  public:
