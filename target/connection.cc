@@ -425,6 +425,8 @@ awaitable<bool> Connection::OnLoginPdu(Pdu& pdu) {
 bool Connection::AcceptCmdSn(Pdu& pdu) {
   if (pdu.Immediate()) return true;
   const uint32_t sn = pdu.Field32(24);
+  // Aborted before it arrived: it already counts as received (RFC 7143 §11.5.1 a).
+  if (aborted_cmd_sns_.contains(sn)) return false;
   if (sn == exp_cmd_sn_) {
     ++exp_cmd_sn_;
     return true;
@@ -457,9 +459,15 @@ void Connection::OnFullFeaturePdu(Pdu& pdu) {
       }
       if (!AcceptCmdSn(pdu)) return;
       Process(pdu);
-      // Commands held for a CmdSN gap may now be in order.
-      for (auto it = held_commands_.find(exp_cmd_sn_); it != held_commands_.end();
-           it = held_commands_.find(exp_cmd_sn_)) {
+      // Commands held for a CmdSN gap may now be in order; a CmdSN an ABORT TASK declared
+      // received fills its gap without ever arriving.
+      while (true) {
+        if (aborted_cmd_sns_.erase(exp_cmd_sn_) != 0) {
+          ++exp_cmd_sn_;
+          continue;
+        }
+        auto it = held_commands_.find(exp_cmd_sn_);
+        if (it == held_commands_.end()) break;
         Pdu next = std::move(it->second);
         held_commands_.erase(it);
         ++exp_cmd_sn_;
@@ -481,9 +489,6 @@ void Connection::OnFullFeaturePdu(Pdu& pdu) {
 
 void Connection::Process(Pdu& pdu) {
   const auto op = static_cast<Opcode>(pdu.RawOpcode());
-  if (!pdu.Immediate() && !aborted_cmd_sns_.empty() && aborted_cmd_sns_.erase(pdu.Field32(24))) {
-    return;  // aborted by ABORT TASK before it arrived
-  }
   if (discovery_ && (op == Opcode::kScsiCommand || op == Opcode::kTaskMgmtRequest)) {
     Reject(protocol::RejectReason::kProtocolError, pdu);  // discovery: Text, NOP, Logout only
     return;

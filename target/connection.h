@@ -178,7 +178,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint32_t exp_cmd_sn_ = 0, max_cmd_sn_ = 0;
   std::map<uint32_t, protocol::Pdu> held_commands_;  // CmdSN gaps: later commands wait here
   std::map<uint32_t, Task> tasks_;
-  // CmdSNs an ABORT TASK declared received before they arrived (RFC 7143 §11.5.1 a).
+  // CmdSNs an ABORT TASK declared received before they arrived (RFC 7143 §11.5.1 a): each is
+  // dropped if it comes, and ExpCmdSN steps over it when it is next.
   std::set<uint32_t> aborted_cmd_sns_;
   uint64_t next_serial_ = 1;
   std::array<std::atomic<int64_t>*, 256> command_counters_{};  // by SCSI opcode, on first use

@@ -116,6 +116,44 @@ TEST(RawProtocol, CmdSnOutsideTheWindowIsIgnored) {
   EXPECT_TRUE(good.Works());
 }
 
+// RFC 7143 §11.5.1 a: ABORT TASK naming a CmdSN that has not arrived makes it count as
+// received, so the commands queued behind that gap run, and the command, if it comes late, is
+// dropped.
+TEST(RawProtocol, AbortTaskOfACommandNotYetReceivedFillsItsCmdSnGap) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  RawClient c(d.port());
+  ASSERT_TRUE(c.Login(kTargetIqn, {}));
+  const uint32_t lost = c.next_cmd_sn();
+  const std::vector<uint8_t> tur(6, 0);
+  c.Send(CommandPdu(0x200, lost + 1, tur, 0));  // held: `lost` has not come
+  EXPECT_FALSE(c.Receive(300));
+  Pdu tmf;
+  tmf.bhs[0] = 0x02 | 0x40;  // Task Management Function Request, immediate
+  tmf.bhs[1] = 0x80 | 0x01;  // ABORT TASK
+  protocol::StoreBe32(tmf.bhs, 16, 0x300);     // ITT
+  protocol::StoreBe32(tmf.bhs, 20, 0x100);     // Referenced Task Tag (never sent)
+  protocol::StoreBe32(tmf.bhs, 24, lost + 2);  // CmdSN
+  protocol::StoreBe32(tmf.bhs, 32, lost);      // RefCmdSN
+  c.Send(tmf);
+  std::set<uint32_t> answered;
+  for (int i = 0; i < 2; ++i) {
+    auto r = c.Receive();
+    ASSERT_TRUE(r);
+    if (r->RawOpcode() == 0x22) {
+      EXPECT_EQ(r->bhs[2], 0x00);  // Function complete
+    } else {
+      ASSERT_EQ(r->RawOpcode(), 0x21);
+      EXPECT_EQ(r->bhs[3], 0x00);
+    }
+    answered.insert(r->Field32(16));
+  }
+  EXPECT_EQ(answered, (std::set<uint32_t>{0x200, 0x300}));
+  c.Send(CommandPdu(0x100, lost, tur, 0));  // the aborted command, late: below ExpCmdSN
+  EXPECT_FALSE(c.Receive(300));
+  ExpectTestUnitReadyGood(c, 0x201, lost + 2);
+}
+
 TEST(RawProtocol, DataOutForAnUnknownTaskIsIgnored) {
   UntorndProcess d(DefaultConfig());
   ASSERT_TRUE(d.ok()) << d.Log();
