@@ -34,6 +34,9 @@ std::optional<Session> Connect(const std::string& url, const std::string& initia
   iscsi_set_session_type(c, ISCSI_SESSION_NORMAL);
   iscsi_set_header_digest(c, ISCSI_HEADER_DIGEST_NONE_CRC32C);
   iscsi_set_timeout(c, 10);
+  // A lost connection is reported, not hidden: libiscsi's automatic reconnect retries a
+  // target that is gone for ever, and every synchronous call waits behind it.
+  iscsi_set_noautoreconnect(c, 1);
   if (iscsi_full_connect_sync(c, portal.c_str(), s.lun) != 0) {
     *error = "login to " + portal + " failed: " + iscsi_get_error(c);
     return std::nullopt;
