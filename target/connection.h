@@ -94,7 +94,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool close_after = false;
   };
 
-  // --- I/O (connection.cc) ---
+  // --- Socket I/O (connection_io.cc) ---
   boost::asio::awaitable<void> ReadLoop();
   boost::asio::awaitable<void> WriteLoop();
   boost::asio::awaitable<void> KeepAlive();
@@ -108,6 +108,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void SendData(const protocol::Pdu& header, std::shared_ptr<const Payload> payload,
                 uint32_t offset, uint32_t length);
   void Enqueue(Outbound out);  // queues for the WriteLoop, counting out_bytes_
+
+  // --- Closing, sequence numbers, Reject (connection.cc) ---
   void CloseAfterFlush();
   void Close(const std::string& why);
   [[nodiscard]] protocol::SeqNumbers NextStatus();  // consumes a StatSN
