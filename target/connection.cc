@@ -2,7 +2,6 @@
 
 #include <openssl/rand.h>
 
-#include "protocol/framing.h"
 #include "protocol/scsi_pages.h"
 #include "protocol/text_keys.h"
 #include "target/log.h"
