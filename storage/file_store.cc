@@ -1,56 +1,39 @@
 #include "storage/file_store.h"
 
-#include <fcntl.h>
-#include <linux/falloc.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <vector>
 
 namespace untorn::storage {
-namespace {
-
-std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
-
-}  // namespace
 
 Status FileStore::Open(const Options& o, std::unique_ptr<FileStore>* out) {
   if (o.block_size == 0 || o.size_bytes == 0 || o.size_bytes % o.block_size != 0) {
     return Status::Error(Status::Code::kInvalid, "size must be a non-zero multiple of block size");
   }
-  const int fd =
-      ::open(o.path.c_str(), (o.read_only ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::Error(Status::Code::kIoError, Errno("open " + o.path));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const Status s = Status::Error(Status::Code::kIoError, Errno("fstat " + o.path));
-    ::close(fd);
-    return s;
+  FileSystem* fs = o.fs != nullptr ? o.fs : PosixFileSystem();
+  std::unique_ptr<File> file;
+  if (Status s = fs->Open(o.path, true, o.read_only, &file); !s.ok()) return s;
+  if (file->Size() < o.size_bytes) {
+    if (o.read_only) {
+      return Status::Error(Status::Code::kIoError, o.path + " is smaller than the LUN size");
+    }
+    if (Status s = file->Truncate(o.size_bytes); !s.ok()) return s;
   }
-  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-    ::close(fd);
-    return Status::Error(Status::Code::kInvalid, o.path + " is not a regular file");
-  }
-  if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) < o.size_bytes) {
-    if (o.read_only || ::ftruncate(fd, static_cast<off_t>(o.size_bytes)) != 0) {
-      const Status s = Status::Error(
-          Status::Code::kIoError,
-          o.read_only ? o.path + " is smaller than the LUN size" : Errno("ftruncate " + o.path));
-      ::close(fd);
-      return s;
+  if (!o.read_only && o.preallocate) {
+    if (Status s = file->Allocate(0, o.size_bytes); !s.ok()) {
+      return Status::Error(s.code(), "reserving the thick LUN's " + std::to_string(o.size_bytes) +
+                                         " bytes: " + s.message());
     }
   }
-  out->reset(new FileStore(fd, o));
+  out->reset(new FileStore(std::move(file), o));
   return Status::Ok();
 }
 
-FileStore::FileStore(int fd, const Options& o)
-    : fd_(fd), size_bytes_(o.size_bytes), block_size_(o.block_size), read_only_(o.read_only) {}
+FileStore::FileStore(std::unique_ptr<File> file, const Options& o)
+    : file_(std::move(file)),
+      size_bytes_(o.size_bytes),
+      block_size_(o.block_size),
+      read_only_(o.read_only) {}
 
-FileStore::~FileStore() { ::close(fd_); }
+FileStore::~FileStore() = default;
 
 Status FileStore::CheckRange(uint64_t offset, uint64_t length) const {
   if (offset > size_bytes_ || length > size_bytes_ - offset) {
@@ -73,32 +56,14 @@ Status FileStore::CheckWritable(uint64_t offset, uint64_t length) const {
 Status FileStore::Read(uint64_t offset, std::span<uint8_t> out) {
   if (Status s = CheckRange(offset, out.size()); !s.ok()) return s;
   auto guard = locks_.Lock(offset, out.size(), RangeLock::Mode::kShared);
-  size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n =
-        ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::Error(Status::Code::kIoError, Errno("pread"));
-    if (n == 0) {  // a block device or a file truncated under us: reads as zeros
-      std::memset(out.data() + done, 0, out.size() - done);
-      break;
-    }
-    done += static_cast<size_t>(n);
-  }
-  return Status::Ok();
+  return file_->PRead(offset, out);  // past the end of a shorter block device: zeros
 }
 
 Status FileStore::WriteLocked(uint64_t offset, std::span<const uint8_t> data, Durability d) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n =
-        ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      failed_.store(true);
-      return Status::Error(Status::Code::kIoError, Errno("pwrite"));
-    }
-    done += static_cast<size_t>(n);
+  if (Status s = file_->PWrite(offset, data); !s.ok()) {
+    // Out of space is not sticky: the write is not acknowledged and nothing depends on it.
+    if (s.code() != Status::Code::kNoSpace) failed_.store(true);
+    return s;
   }
   if (d == Durability::kDurable) return Flush();
   return Status::Ok();
@@ -111,8 +76,12 @@ Status FileStore::Write(uint64_t offset, std::span<const uint8_t> data, Durabili
 }
 
 Status FileStore::WriteAtomic(uint64_t offset, std::span<const uint8_t> data, Durability d) {
-  // Same path as Write: the exclusive range lock is what makes it atomic to readers.
-  return Write(offset, data, d);
+  // As Write, under the same exclusive range lock (what makes it atomic to readers), with its
+  // space reserved first so that a full file system refuses it whole rather than half written.
+  if (Status s = CheckWritable(offset, data.size()); !s.ok()) return s;
+  auto guard = locks_.Lock(offset, data.size(), RangeLock::Mode::kExclusive);
+  if (Status s = file_->Allocate(offset, data.size()); !s.ok()) return s;
+  return WriteLocked(offset, data, d);
 }
 
 Status FileStore::Flush() {
@@ -120,9 +89,9 @@ Status FileStore::Flush() {
     return Status::Error(Status::Code::kSyncFailed, "store failed earlier; restart to recover");
   }
   if (read_only_) return Status::Ok();
-  if (::fdatasync(fd_) != 0) {
+  if (Status s = file_->Sync(); !s.ok()) {
     failed_.store(true);
-    return Status::Error(Status::Code::kSyncFailed, Errno("fdatasync"));
+    return s;
   }
   return Status::Ok();
 }
@@ -130,38 +99,28 @@ Status FileStore::Flush() {
 Status FileStore::Unmap(uint64_t offset, uint64_t length) {
   if (Status s = CheckWritable(offset, length); !s.ok()) return s;
   auto guard = locks_.Lock(offset, length, RangeLock::Mode::kExclusive);
-  if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
-                  static_cast<off_t>(length)) == 0) {
-    return Status::Ok();
-  }
-  // No hole punching here (e.g. a block device): write zeros instead.
-  static const std::vector<uint8_t> kZeros(1 << 20, 0);
-  for (uint64_t done = 0; done < length;) {
-    const uint64_t n = std::min<uint64_t>(kZeros.size(), length - done);
-    if (Status s = WriteLocked(offset + done, std::span(kZeros.data(), n), Durability::kCached);
-        !s.ok()) {
-      return s;
-    }
-    done += n;
-  }
-  return Status::Ok();
+  return file_->PunchHole(offset, length);  // writes zeros where holes cannot be punched
 }
 
 BlockStore::Extent FileStore::Provisioning(uint64_t offset, uint64_t max_length) {
-  // SEEK_DATA/SEEK_HOLE report in file-system blocks; round the answer to our block size,
+  return ProvisionedExtent(*file_, size_bytes_, block_size_, offset, max_length);
+}
+
+BlockStore::Extent ProvisionedExtent(File& file, uint64_t size_bytes, uint32_t block_size,
+                                     uint64_t offset, uint64_t max_length) {
+  // The file system reports holes in its own blocks; round the answer to the LUN's block size,
   // erring towards "mapped".
-  const uint64_t end = std::min(size_bytes_, offset + max_length);
-  const off_t data = ::lseek(fd_, static_cast<off_t>(offset), SEEK_DATA);
-  if (data < 0 && errno != ENXIO) return {end - offset, true};
-  if (data < 0 || static_cast<uint64_t>(data) >= end) return {end - offset, false};
-  if (static_cast<uint64_t>(data) > offset) {
-    const uint64_t hole = (static_cast<uint64_t>(data) - offset) / block_size_ * block_size_;
+  const uint64_t bs = block_size;
+  const uint64_t end = std::min(size_bytes, offset + max_length);
+  const uint64_t data = file.NextData(offset);
+  if (data >= end) return {end - offset, false};
+  if (data > offset) {
+    const uint64_t hole = (data - offset) / bs * bs;
     if (hole > 0) return {hole, false};
   }
-  const off_t hole = ::lseek(fd_, static_cast<off_t>(offset), SEEK_HOLE);
-  uint64_t stop = hole < 0 ? end : std::min<uint64_t>(end, static_cast<uint64_t>(hole));
-  stop = (stop + block_size_ - 1) / block_size_ * block_size_;
-  return {std::max<uint64_t>(std::min(stop, end) - offset, block_size_), true};
+  uint64_t stop = std::min(end, file.NextHole(offset));
+  stop = (stop + bs - 1) / bs * bs;
+  return {std::max<uint64_t>(std::min(stop, end) - offset, bs), true};
 }
 
 }  // namespace untorn::storage

@@ -1,8 +1,8 @@
 // BlockStore over one regular file (sparse, created at the configured size). Plain writes go
 // straight to the file; atomic writes are isolated from overlapping I/O by a RangeLock, so a
 // reader never sees half of one. Crash atomicity of WriteAtomic needs the journaled store; this
-// store provides isolation only and says so in its name in logs. A failed fdatasync is sticky:
-// every later write is refused (kReadOnly) until restart.
+// store provides isolation only and says so in its name in logs. A failed fdatasync or write is
+// sticky (every later write is refused, kReadOnly, until restart); a full file system is not.
 #pragma once
 
 #include <atomic>
@@ -10,6 +10,7 @@
 #include <string>
 
 #include "storage/block_store.h"
+#include "storage/file_system.h"
 #include "storage/range_lock.h"
 
 namespace untorn::storage {
@@ -21,6 +22,8 @@ class FileStore final : public BlockStore {
     uint64_t size_bytes = 0;
     uint32_t block_size = 512;
     bool read_only = false;
+    bool preallocate = false;  // thick: reserve the whole file at Open
+    FileSystem* fs = nullptr;  // default: the real file system
   };
   // Opens (creating and sizing if needed) the file. A file larger than size_bytes is served at
   // size_bytes; a smaller one is extended (sparse).
@@ -37,17 +40,22 @@ class FileStore final : public BlockStore {
   [[nodiscard]] Extent Provisioning(uint64_t offset, uint64_t max_length) override;
 
  private:
-  FileStore(int fd, const Options& o);
+  FileStore(std::unique_ptr<File> file, const Options& o);
   Status CheckRange(uint64_t offset, uint64_t length) const;
   Status CheckWritable(uint64_t offset, uint64_t length) const;
   Status WriteLocked(uint64_t offset, std::span<const uint8_t> data, Durability d);
 
-  const int fd_;
+  const std::unique_ptr<File> file_;
   const uint64_t size_bytes_;
   const uint32_t block_size_;
   const bool read_only_;
   std::atomic<bool> failed_{false};  // sticky after a failed write or sync
   RangeLock locks_;
 };
+
+// What Provisioning answers for a store over `file`: the run of blocks from `offset` (at most
+// `max_length` bytes) that is all mapped or all deallocated. Shared with JournaledStore.
+BlockStore::Extent ProvisionedExtent(File& file, uint64_t size_bytes, uint32_t block_size,
+                                     uint64_t offset, uint64_t max_length);
 
 }  // namespace untorn::storage

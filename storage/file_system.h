@@ -24,6 +24,10 @@ class File {
   // Makes every completed PWrite and Truncate durable (fdatasync).
   virtual Status Sync() = 0;
   virtual Status Truncate(uint64_t size) = 0;
+  // Reserves space for the range, so that PWrites inside it cannot fail for want of room
+  // (fallocate): kNoSpace when the file system has none. Ranges already allocated cost a lookup.
+  // Where the file system cannot reserve, it returns Ok and a later PWrite may still fail.
+  virtual Status Allocate(uint64_t offset, uint64_t length) = 0;
   [[nodiscard]] virtual uint64_t Size() = 0;
   // Deallocates a range (it then reads as zeros); may fall back to writing zeros.
   virtual Status PunchHole(uint64_t offset, uint64_t length) = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "storage/file_store.h"
 #include "storage/journal_scan.h"
 
 namespace untorn::storage {
@@ -12,6 +13,25 @@ using journal::RecordKind;
 namespace {
 
 constexpr auto kCheckpointInterval = std::chrono::seconds(30);
+
+// Adds [b, e) to disjoint ranges (start -> end), merging it with those it overlaps or touches.
+void AddRange(std::map<uint64_t, uint64_t>& ranges, uint64_t b, uint64_t e) {
+  auto it = ranges.upper_bound(b);
+  if (it != ranges.begin() && std::prev(it)->second >= b) --it;
+  while (it != ranges.end() && it->first <= e) {
+    b = std::min(b, it->first);
+    e = std::max(e, it->second);
+    it = ranges.erase(it);
+  }
+  ranges[b] = e;
+}
+
+bool Overlaps(const std::map<uint64_t, uint64_t>& ranges, uint64_t offset, uint64_t length) {
+  const uint64_t end = offset + length;
+  auto it = ranges.upper_bound(offset);
+  if (it != ranges.begin() && std::prev(it)->second > offset) return true;
+  return it != ranges.end() && it->first < end;
+}
 
 }  // namespace
 
@@ -32,6 +52,12 @@ Status JournaledStore::Open(const Options& options, std::unique_ptr<JournaledSto
   if (!o.read_only && data->Size() < o.size_bytes) {
     if (Status s = data->Truncate(o.size_bytes); !s.ok()) return s;
     if (Status s = data->Sync(); !s.ok()) return s;
+  }
+  if (!o.read_only && o.preallocate) {
+    if (Status s = data->Allocate(0, o.size_bytes); !s.ok()) {
+      return Status::Error(s.code(), "reserving the thick LUN's " + std::to_string(o.size_bytes) +
+                                         " bytes: " + s.message());
+    }
   }
   // The superblock decides what the journal holds: without one, nothing in it is valid.
   journal::Superblock sb;
@@ -144,18 +170,27 @@ Status JournaledStore::Recover(const journal::Superblock& sb, RecoveryReport* re
 }
 
 Status JournaledStore::WriteSuperblock(uint64_t epoch, uint64_t applied, uint64_t start) {
+  // Written to `.super.tmp`, then renamed over `.super`. The tmp file is made again at once,
+  // already written, so that the next superblock goes into space the file system has given:
+  // checkpoints (and a restart) still work when the file system is full.
   const std::string path = SuperPath(options_.data_path);
   const std::string tmp = path + ".tmp";
-  std::unique_ptr<File> f;
-  if (Status s = fs_->Open(tmp, true, false, &f); !s.ok()) return s;
   journal::Superblock sb{
       epoch, applied, options_.journal_bytes, options_.size_bytes, options_.block_size, start};
-  if (Status s = f->Truncate(0); !s.ok()) return s;
-  if (Status s = f->PWrite(0, journal::EncodeSuperblock(sb)); !s.ok()) return s;
+  const std::vector<uint8_t> bytes = journal::EncodeSuperblock(sb);
+  std::unique_ptr<File> f;
+  if (Status s = fs_->Open(tmp, true, false, &f); !s.ok()) return s;
+  if (f->Size() > bytes.size()) {
+    if (Status s = f->Truncate(bytes.size()); !s.ok()) return s;
+  }
+  if (Status s = f->PWrite(0, bytes); !s.ok()) return s;
   if (Status s = f->Sync(); !s.ok()) return s;
   f.reset();
   if (Status s = fs_->Rename(tmp, path); !s.ok()) return s;
-  return fs_->SyncDir(path);
+  if (Status s = fs_->SyncDir(path); !s.ok()) return s;
+  // The spare. Without room for it the next superblock write tries again, as it would anyway.
+  if (fs_->Open(tmp, true, false, &f).ok()) (void)f->PWrite(0, std::vector<uint8_t>(bytes.size()));
+  return Status::Ok();
 }
 
 Status JournaledStore::StartEpoch() {
@@ -195,9 +230,14 @@ Status JournaledStore::CheckpointLocked(std::unique_lock<std::mutex>& lk) {
     used_ -= retired_bytes;
     retiring_.clear();
     ++checkpoints_;
+  } else if (s.code() == Status::Code::kNoSpace) {
+    // No room for the new superblock: the old one and every record stand, so nothing is lost
+    // and nothing is retired; the records go back to being the journal's, tried again later.
+    for (const auto& [b, e] : retiring_) AddRange(journaled_, b, e);
+    retiring_.clear();
   }
   cv_.notify_all();
-  if (!s.ok()) return Fail(s);
+  if (!s.ok()) return s.code() == Status::Code::kNoSpace ? s : Fail(s);
   return Status::Ok();
 }
 
@@ -229,6 +269,14 @@ Status JournaledStore::Fail(Status s) {
   return s;
 }
 
+Status JournaledStore::DataWriteFailed(Status s) {
+  // ENOSPC leaves nothing behind that a later write or sync would trip over: the write is not
+  // acknowledged, whatever part of it reached the page cache is allowed by SBC for a failed
+  // write, and nothing journaled depends on it. Anything else may be a failing device.
+  if (s.code() == Status::Code::kNoSpace) return s;
+  return Fail(std::move(s));
+}
+
 Status JournaledStore::CheckRange(uint64_t offset, uint64_t length) const {
   if (offset > options_.size_bytes || length > options_.size_bytes - offset) {
     return Status::Error(Status::Code::kOutOfRange, "range past end of store");
@@ -247,14 +295,6 @@ Status JournaledStore::CheckWritable(uint64_t offset, uint64_t length) const {
   return CheckRange(offset, length);
 }
 
-namespace {
-bool Overlaps(const std::map<uint64_t, uint64_t>& ranges, uint64_t offset, uint64_t length) {
-  const uint64_t end = offset + length;
-  auto it = ranges.upper_bound(offset);
-  if (it != ranges.begin() && std::prev(it)->second > offset) return true;
-  return it != ranges.end() && it->first < end;
-}
-}  // namespace
 
 bool JournaledStore::OverlapsJournaled(uint64_t offset, uint64_t length) const {
   return Overlaps(journaled_, offset, length) || Overlaps(retiring_, offset, length);
@@ -277,16 +317,8 @@ bool JournaledStore::ReserveLocked(uint64_t offset, uint64_t length, Slot* slot)
   slot->at = at;
   position_ = at + span;
   unapplied_.insert(slot->sequence);
-  // Remember the range, merging neighbours, so later plain writes to it are journaled too.
-  uint64_t b = offset, e = offset + length;
-  auto it = journaled_.upper_bound(b);
-  if (it != journaled_.begin() && std::prev(it)->second >= b) --it;
-  while (it != journaled_.end() && it->first <= e) {
-    b = std::min(b, it->first);
-    e = std::max(e, it->second);
-    it = journaled_.erase(it);
-  }
-  journaled_[b] = e;
+  // Remember the range, so later plain writes to it are journaled too.
+  AddRange(journaled_, offset, offset + length);
   if (used_ > size * options_.checkpoint_fill && !checkpointing_) {
     checkpoint_wanted_ = true;
     cv_.notify_all();
@@ -326,6 +358,8 @@ Status JournaledStore::Apply(const Slot& slot, uint64_t offset, std::span<const 
 Status JournaledStore::AppendAndApply(RecordKind kind, uint64_t offset,
                                       std::span<const uint8_t> data) {
   if (Status s = CheckRecordSize(data.size()); !s.ok()) return s;
+  // Room in the data file first: a durable record must never be left that cannot be applied.
+  if (Status s = data_->Allocate(offset, data.size()); !s.ok()) return s;
   Slot slot;
   {
     std::unique_lock lk(mu_);
@@ -363,22 +397,29 @@ bool JournaledStore::TryStartWrite(uint64_t offset, std::span<const uint8_t> dat
       done(std::move(s));
       return true;
     }
+  } else {
+    std::lock_guard lk(mu_);
+    if (OverlapsJournaled(offset, data.size())) {
+      if (!CheckRecordSize(data.size()).ok()) return false;  // the blocking path says why
+      journal = true;  // still right if a checkpoint retires those records meanwhile
+    }
   }
   Slot slot;
-  {
-    std::lock_guard lk(mu_);
-    if (!journal && OverlapsJournaled(offset, data.size())) {
-      if (!CheckRecordSize(data.size()).ok()) return false;  // the blocking path says why
-      journal = true;
+  if (journal) {
+    // As in AppendAndApply: room in the data file before anything is journaled.
+    if (Status s = data_->Allocate(offset, data.size()); !s.ok()) {
+      done(std::move(s));
+      return true;
     }
+    std::lock_guard lk(mu_);
     // Journal full: the blocking path waits for a checkpoint.
-    if (journal && !ReserveLocked(offset, data.size(), &slot)) return false;
+    if (!ReserveLocked(offset, data.size(), &slot)) return false;
   }
   if (!journal) {
     Status s = data_->PWrite(offset, data);
     guard.reset();  // in the page cache: readers may see it; only durability is left
     if (!s.ok()) {
-      done(Fail(std::move(s)));
+      done(DataWriteFailed(std::move(s)));
     } else if (d == Durability::kCached) {
       done(Status::Ok());
     } else {
@@ -404,7 +445,7 @@ bool JournaledStore::TryStartWrite(uint64_t offset, std::span<const uint8_t> dat
 }
 
 Status JournaledStore::WriteData(uint64_t offset, std::span<const uint8_t> data, Durability d) {
-  if (Status s = data_->PWrite(offset, data); !s.ok()) return Fail(s);
+  if (Status s = data_->PWrite(offset, data); !s.ok()) return DataWriteFailed(std::move(s));
   if (d == Durability::kDurable) {
     const uint64_t ticket = data_sync_.CompletedUnordered();
     if (Status s = data_sync_.WaitDurable(ticket); !s.ok()) return Fail(s);
@@ -470,17 +511,7 @@ Status JournaledStore::Unmap(uint64_t offset, uint64_t length) {
 }
 
 BlockStore::Extent JournaledStore::Provisioning(uint64_t offset, uint64_t max_length) {
-  const uint64_t bs = options_.block_size;
-  const uint64_t end = std::min(options_.size_bytes, offset + max_length);
-  const uint64_t data = data_->NextData(offset);
-  if (data >= end) return {end - offset, false};
-  if (data > offset) {
-    const uint64_t hole = (data - offset) / bs * bs;
-    if (hole > 0) return {hole, false};
-  }
-  uint64_t stop = std::min(end, data_->NextHole(offset));
-  stop = (stop + bs - 1) / bs * bs;
-  return {std::max<uint64_t>(std::min(stop, end) - offset, bs), true};
+  return ProvisionedExtent(*data_, options_.size_bytes, options_.block_size, offset, max_length);
 }
 
 JournaledStore::Stats JournaledStore::stats() {

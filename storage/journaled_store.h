@@ -46,6 +46,9 @@ class JournaledStore final : public BlockStore {
     uint64_t size_bytes = 0;
     uint32_t block_size = 512;
     bool read_only = false;
+    // Thick provisioning: reserve the whole data file at Open, so a full file system shows
+    // then and not in the middle of a run. Thin stores reserve each journaled write's range.
+    bool preallocate = false;
     uint64_t journal_bytes = 64ull << 20;
     FileSystem* fs = nullptr;  // default: the real file system
     bool background_checkpoint = true;
@@ -116,6 +119,7 @@ class JournaledStore final : public BlockStore {
   Status CheckpointLocked(std::unique_lock<std::mutex>& lk);
   [[nodiscard]] bool OverlapsJournaled(uint64_t offset, uint64_t length) const;  // mu_ held
   Status Fail(Status s);
+  Status DataWriteFailed(Status s);  // a failed data-file write: sticky unless out of space
   void BackgroundLoop();
 
   const Options options_;

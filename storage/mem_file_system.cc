@@ -21,6 +21,7 @@ class MemFile final : public File {
   }
   Status Sync() override { return fs_->FileSync(node_); }
   Status Truncate(uint64_t size) override { return fs_->FileTruncate(node_, size); }
+  Status Allocate(uint64_t, uint64_t) override { return fs_->FileAllocate(node_); }
   uint64_t Size() override { return fs_->FileSize(node_); }
   Status PunchHole(uint64_t offset, uint64_t length) override {
     // Modelled as a write of zeros: what a crash can leave of it is the same.
@@ -124,6 +125,23 @@ void MemFileSystem::FailWrites(bool fail) {
   fail_writes_ = fail;
 }
 
+void MemFileSystem::SetNoSpace(const std::string& path, bool full) {
+  std::lock_guard lk(mu_);
+  auto it = names_.find(path);
+  if (it == names_.end()) return;
+  if (full) {
+    no_space_.insert(it->second);
+  } else {
+    no_space_.erase(it->second);
+  }
+}
+
+Status MemFileSystem::FileAllocate(uint64_t node) {
+  std::lock_guard lk(mu_);
+  if (no_space_.contains(node)) return Status::Error(Status::Code::kNoSpace, "injected: no space");
+  return Status::Ok();
+}
+
 std::vector<uint8_t> MemFileSystem::Contents(const std::string& path) {
   std::lock_guard lk(mu_);
   auto it = names_.find(path);
@@ -133,6 +151,7 @@ std::vector<uint8_t> MemFileSystem::Contents(const std::string& path) {
 Status MemFileSystem::FileWrite(uint64_t node, uint64_t offset, std::span<const uint8_t> data) {
   std::lock_guard lk(mu_);
   if (fail_writes_) return Status::Error(Status::Code::kIoError, "injected write failure");
+  if (no_space_.contains(node)) return Status::Error(Status::Code::kNoSpace, "injected: no space");
   auto& d = nodes_[node].data;
   if (d.size() < offset + data.size()) d.resize(offset + data.size(), 0);
   std::copy(data.begin(), data.end(), d.begin() + static_cast<ptrdiff_t>(offset));

@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <vector>
 
 #include "storage/file_system.h"
@@ -51,6 +52,9 @@ class MemFileSystem final : public FileSystem {
   // Fault injection: every Sync (file or directory) fails once `syncs_left` more succeeded.
   void FailSyncsAfter(int syncs_left);
   void FailWrites(bool fail);
+  // The file at `path` gets no more room: its PWrites and Allocates fail with kNoSpace (stricter
+  // than a real full file system, where overwriting allocated blocks still works).
+  void SetNoSpace(const std::string& path, bool full);
 
   // Contents of a file as the current (not crashed) state holds it; empty if absent.
   [[nodiscard]] std::vector<uint8_t> Contents(const std::string& path);
@@ -69,6 +73,7 @@ class MemFileSystem final : public FileSystem {
   Status FileRead(uint64_t node, uint64_t offset, std::span<uint8_t> out);
   Status FileSync(uint64_t node);
   Status FileTruncate(uint64_t node, uint64_t size);
+  Status FileAllocate(uint64_t node);
   uint64_t FileSize(uint64_t node);
   Status CheckSyncFault();
 
@@ -81,6 +86,7 @@ class MemFileSystem final : public FileSystem {
   uint64_t next_node_ = 1;                      // guarded by mu_
   int syncs_left_ = -1;                         // guarded by mu_; -1 = never fail
   bool fail_writes_ = false;                    // guarded by mu_
+  std::set<uint64_t> no_space_;                 // guarded by mu_: nodes that get no more room
 };
 
 }  // namespace untorn::storage

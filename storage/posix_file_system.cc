@@ -1,5 +1,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -16,6 +18,12 @@ namespace {
 
 Status Errno(Status::Code code, const std::string& what) {
   return Status::Error(code, what + ": " + std::strerror(errno));
+}
+
+// A write or allocation that failed for want of space is not a failing device.
+Status WriteErrno(const std::string& what) {
+  const bool full = errno == ENOSPC || errno == EDQUOT;
+  return Errno(full ? Status::Code::kNoSpace : Status::Code::kIoError, what);
 }
 
 std::string DirOf(const std::string& path) {
@@ -67,7 +75,8 @@ class PosixFile final : public File {
       const size_t piece = std::min(kWritePiece, data.size() - done);
       const ssize_t n = ::pwrite(fd_, data.data() + done, piece, static_cast<off_t>(offset + done));
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return Errno(Status::Code::kIoError, "pwrite " + path_);
+      if (n < 0) return WriteErrno("pwrite " + path_);
+      if (n == 0) return Status::Error(Status::Code::kIoError, "pwrite " + path_ + " wrote nothing");
       done += static_cast<size_t>(n);
     }
     return Status::Ok();
@@ -85,9 +94,20 @@ class PosixFile final : public File {
     return Status::Ok();
   }
 
+  Status Allocate(uint64_t offset, uint64_t length) override {
+    if (NextHole(offset) >= offset + length) return Status::Ok();  // no hole: nothing to reserve
+    if (::fallocate(fd_, 0, static_cast<off_t>(offset), static_cast<off_t>(length)) == 0) {
+      return Status::Ok();
+    }
+    if (errno == EOPNOTSUPP) return Status::Ok();  // cannot reserve here (see file_system.h)
+    return WriteErrno("fallocate " + path_);
+  }
+
   uint64_t Size() override {
     struct stat st {};
     if (::fstat(fd_, &st) != 0) return 0;
+    uint64_t bytes = 0;  // a block device's st_size is 0: ask the device
+    if (S_ISBLK(st.st_mode) && ::ioctl(fd_, BLKGETSIZE64, &bytes) == 0) return bytes;
     return static_cast<uint64_t>(st.st_size);
   }
 
@@ -129,7 +149,7 @@ class Posix final : public FileSystem {
     const int flags =
         (read_only ? O_RDONLY : O_RDWR) | (create && !read_only ? O_CREAT : 0) | O_CLOEXEC;
     const int fd = ::open(path.c_str(), flags, 0644);
-    if (fd < 0) return Errno(Status::Code::kIoError, "open " + path);
+    if (fd < 0) return WriteErrno("open " + path);  // creating a file can find no room
     struct stat st {};
     if (::fstat(fd, &st) != 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
       ::close(fd);
@@ -143,7 +163,7 @@ class Posix final : public FileSystem {
 
   Status Rename(const std::string& from, const std::string& to) override {
     if (::rename(from.c_str(), to.c_str()) != 0) {
-      return Errno(Status::Code::kIoError, "rename " + from + " to " + to);
+      return WriteErrno("rename " + from + " to " + to);
     }
     return Status::Ok();
   }

@@ -16,6 +16,9 @@ class [[nodiscard]] Status {
     kSyncFailed,  // a flush failed: the store has become read-only until restart (sticky)
     kReadOnly,    // the store refuses writes (configured, or after a sticky failure)
     kInvalid,     // misaligned or otherwise malformed request
+    kNoSpace,     // the file system under the store is full (ENOSPC, EDQUOT): the write did not
+                  // happen as a whole and is not acknowledged; not sticky, writes work again once
+                  // there is room
   };
 
   Status() = default;

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
+#include <chrono>
 #include <functional>
 
 #include "target/log.h"
@@ -477,6 +479,19 @@ ScsiOutcome OutcomeFromStorage(const storage::Status& s, bool writing) {
       return ScsiOutcome::Check(sense::WriteError());
     case Code::kReadOnly:
       return ScsiOutcome::Check(sense::InternalTargetFailure());
+    case Code::kNoSpace: {
+      // Every write fails while the file system is full: say so now and then, not each time.
+      static std::atomic<int64_t> last_logged{-1};  // steady-clock seconds; -1: never
+      const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::steady_clock::now().time_since_epoch())
+                              .count();
+      int64_t last = last_logged.load();
+      if ((last < 0 || now - last >= 10) && last_logged.compare_exchange_strong(last, now)) {
+        UNTORN_LOG_WARN("storage: ", s.message(),
+                        "; writes get SPACE ALLOCATION FAILED WRITE PROTECT until there is room");
+      }
+      return ScsiOutcome::Check(sense::SpaceAllocationFailedWriteProtect());
+    }
   }
   return ScsiOutcome::Check(sense::InternalTargetFailure());
 }

@@ -47,6 +47,7 @@ bool Server::OpenStore(const config::Target& t, const config::Lun& lun, const st
                        std::unique_ptr<storage::BlockStore>* out) {
   if (!lun.journal) {
     storage::FileStore::Options o{path, lun.size, lun.block_size, lun.read_only};
+    o.preallocate = !lun.thin;
     std::unique_ptr<storage::FileStore> store;
     storage::Status s = storage::FileStore::Open(o, &store);
     if (!s.ok()) {
@@ -61,6 +62,7 @@ bool Server::OpenStore(const config::Target& t, const config::Lun& lun, const st
   o.size_bytes = lun.size;
   o.block_size = lun.block_size;
   o.read_only = lun.read_only;
+  o.preallocate = !lun.thin;
   o.journal_bytes = lun.journal_size;
   std::unique_ptr<storage::JournaledStore> store;
   storage::JournaledStore::RecoveryReport r;

@@ -57,6 +57,34 @@ std::optional<Session> Connect(const std::string& url, const std::string& initia
   return s;
 }
 
+namespace {
+
+// Additional sense codes untornd sends that libiscsi 1.19 has no name for (SPC-4 Annex D).
+const char* AscqName(int ascq) {
+  if (const char* n = scsi_sense_ascq_str(ascq)) return n;
+  switch (ascq) {
+    case 0x0402: return "LOGICAL UNIT NOT READY, INITIALIZING COMMAND REQUIRED";
+    case 0x0c00: return "WRITE ERROR";
+    case 0x0e03: return "INVALID FIELD IN COMMAND INFORMATION UNIT";
+    case 0x1100: return "UNRECOVERED READ ERROR";
+    case 0x2604: return "INVALID RELEASE OF PERSISTENT RESERVATION";
+    case 0x2707: return "SPACE ALLOCATION FAILED WRITE PROTECT";
+    case 0x2a03: return "RESERVATIONS PREEMPTED";
+    case 0x2a04: return "RESERVATIONS RELEASED";
+    case 0x2a05: return "REGISTRATIONS PREEMPTED";
+    case 0x2f00: return "COMMANDS CLEARED BY ANOTHER INITIATOR";
+    case 0x3900: return "SAVING PARAMETERS NOT SUPPORTED";
+    case 0x3f0e: return "REPORTED LUNS DATA HAS CHANGED";
+    case 0x4b00: return "DATA PHASE ERROR";
+    case 0x4b02: return "TOO MUCH WRITE DATA";
+    case 0x4b05: return "DATA OFFSET ERROR";
+    case 0x5504: return "INSUFFICIENT REGISTRATION RESOURCES";
+    default: return "(no name)";
+  }
+}
+
+}  // namespace
+
 std::string DescribeStatus(const scsi_task& task) {
   char buf[256];
   switch (task.status) {
@@ -65,7 +93,7 @@ std::string DescribeStatus(const scsi_task& task) {
     case SCSI_STATUS_CHECK_CONDITION: {
       const scsi_sense& s = task.sense;
       std::snprintf(buf, sizeof buf, "CHECK CONDITION: %s / %s (%02Xh/%02Xh)",
-                    scsi_sense_key_str(s.key), scsi_sense_ascq_str(s.ascq), (s.ascq >> 8) & 0xff,
+                    scsi_sense_key_str(s.key), AscqName(s.ascq), (s.ascq >> 8) & 0xff,
                     s.ascq & 0xff);
       std::string text = buf;
       std::replace(text.begin(), text.end(), '_', ' ');  // libiscsi names: ILLEGAL_REQUEST

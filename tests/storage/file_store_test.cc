@@ -1,6 +1,7 @@
 #include "storage/file_store.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -10,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "storage/mem_file_system.h"
 #include "storage/range_lock.h"
 
 namespace untorn::storage {
@@ -85,6 +87,44 @@ TEST(FileStore, ReadOnlyStoreRefusesWrites) {
   ASSERT_TRUE(FileStore::Open(o, &s).ok());
   std::vector<uint8_t> b(512);
   EXPECT_EQ(s->Write(0, b, Durability::kCached).code(), Status::Code::kReadOnly);
+}
+
+// Out of space is not a failing device: the write is refused, an atomic one before any of it
+// is written, and the store takes writes again once there is room.
+TEST(FileStore, FullFileSystemRefusesWritesWithoutTurningReadOnly) {
+  MemFileSystem fs;
+  FileStore::Options o{"/a.img", 1 << 20, 512, false};
+  o.fs = &fs;
+  std::unique_ptr<FileStore> s;
+  ASSERT_TRUE(FileStore::Open(o, &s).ok());
+  std::vector<uint8_t> old(8192, 1), r(8192);
+  ASSERT_TRUE(s->Write(0, old, Durability::kDurable).ok());
+  fs.SetNoSpace("/a.img", true);
+  EXPECT_EQ(s->Write(0, std::vector<uint8_t>(8192, 2), Durability::kDurable).code(),
+            Status::Code::kNoSpace);
+  EXPECT_EQ(s->WriteAtomic(0, std::vector<uint8_t>(8192, 3), Durability::kDurable).code(),
+            Status::Code::kNoSpace);
+  EXPECT_TRUE(s->Flush().ok());
+  ASSERT_TRUE(s->Read(0, r).ok());
+  EXPECT_EQ(r, old);
+  fs.SetNoSpace("/a.img", false);
+  ASSERT_TRUE(s->WriteAtomic(0, std::vector<uint8_t>(8192, 4), Durability::kDurable).ok());
+  ASSERT_TRUE(s->Read(0, r).ok());
+  EXPECT_EQ(r, std::vector<uint8_t>(8192, 4));
+}
+
+TEST(FileStore, ThickStoreIsAllocatedWhenItOpens) {
+  TempDir dir;
+  FileStore::Options o{dir.File("a.img"), 1 << 20, 512, false};
+  o.preallocate = true;
+  std::unique_ptr<FileStore> s;
+  ASSERT_TRUE(FileStore::Open(o, &s).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.File("a.img").c_str(), &st), 0);
+  EXPECT_GE(static_cast<uint64_t>(st.st_blocks) * 512, 1u << 20);
+  std::vector<uint8_t> r(4096, 1);
+  ASSERT_TRUE(s->Read(0, r).ok());
+  EXPECT_EQ(r, std::vector<uint8_t>(4096, 0));  // reserved, still reads as zeros
 }
 
 TEST(FileStore, OpenFailsWithMessageForDirectory) {

@@ -27,6 +27,7 @@ class GatedFile final : public File {
     return Status::Ok();
   }
   Status Truncate(uint64_t) override { return Status::Ok(); }
+  Status Allocate(uint64_t, uint64_t) override { return Status::Ok(); }
   uint64_t Size() override { return 0; }
   Status PunchHole(uint64_t, uint64_t) override { return Status::Ok(); }
   uint64_t NextData(uint64_t offset) override { return offset; }

@@ -370,6 +370,93 @@ TEST(JournaledStore, FailedDataSyncFailsTheFuaWrite) {
   EXPECT_FALSE(s->Write(512, Fill(512, 1), Durability::kCached).ok());
 }
 
+// A full file system fails the writes that need room, with kNoSpace, and nothing else: no
+// atomic write is journaled that could not be applied, nothing is half applied, the store does
+// not turn read-only, and writes work again once there is room.
+TEST(JournaledStore, FullFileSystemFailsWritesUntilThereIsRoomAndJournalsNothing) {
+  MemFileSystem fs;
+  auto s = OpenOk(&fs);
+  ASSERT_TRUE(s->WriteAtomic(0, Fill(4096, 1), Durability::kDurable).ok());
+  ASSERT_TRUE(s->Write(8192, Fill(4096, 2), Durability::kDurable).ok());
+  const uint64_t records = s->stats().journal_records;
+  fs.RestartLog();
+  fs.SetNoSpace(kPath, true);
+
+  EXPECT_EQ(s->WriteAtomic(0, Fill(4096, 3), Durability::kDurable).code(), Status::Code::kNoSpace);
+  EXPECT_EQ(s->Write(8192, Fill(4096, 4), Durability::kDurable).code(), Status::Code::kNoSpace);
+  // A plain write over a journaled range is journaled: also refused before the journal.
+  EXPECT_EQ(s->Write(0, Fill(8192, 5), Durability::kCached).code(), Status::Code::kNoSpace);
+  std::promise<Status> atomic, plain;
+  ASSERT_TRUE(s->TryStartWrite(0, Fill(4096, 6), WriteKind::kAtomic, Durability::kDurable,
+                               [&](Status st) { atomic.set_value(std::move(st)); }));
+  ASSERT_TRUE(s->TryStartWrite(8192, Fill(4096, 7), WriteKind::kPlain, Durability::kDurable,
+                               [&](Status st) { plain.set_value(std::move(st)); }));
+  EXPECT_EQ(atomic.get_future().get().code(), Status::Code::kNoSpace);
+  EXPECT_EQ(plain.get_future().get().code(), Status::Code::kNoSpace);
+  EXPECT_EQ(s->stats().journal_records, records);  // nothing journaled
+  EXPECT_TRUE(s->Flush().ok());                      // and nothing sticky
+
+  std::vector<uint8_t> b(4096);
+  ASSERT_TRUE(s->Read(0, b).ok());
+  EXPECT_EQ(b, Fill(4096, 1));
+  // A crash now brings back exactly what was acknowledged.
+  std::mt19937_64 rng(4);
+  auto crashed = fs.CrashState(fs.EventCount(), rng);
+  EXPECT_EQ(ReadBack(crashed.get(), 0, 4096), Fill(4096, 1));
+
+  fs.SetNoSpace(kPath, false);
+  EXPECT_TRUE(s->WriteAtomic(0, Fill(4096, 8), Durability::kDurable).ok());
+  EXPECT_TRUE(s->Write(8192, Fill(4096, 9), Durability::kDurable).ok());
+  ASSERT_TRUE(s->Read(0, b).ok());
+  EXPECT_EQ(b, Fill(4096, 8));
+  ASSERT_TRUE(s->Read(8192, b).ok());
+  EXPECT_EQ(b, Fill(4096, 9));
+}
+
+// A checkpoint that finds no room for the new superblock retires nothing and is not sticky:
+// the records stay the journal's (later writes over them are still journaled, a crash replays
+// them), and a later checkpoint, once there is room, retires them.
+TEST(JournaledStore, CheckpointWithoutRoomForTheSuperblockLosesNothingAndIsRetried) {
+  MemFileSystem fs;
+  auto s = OpenOk(&fs);
+  const std::string spare = JournaledStore::SuperPath(kPath) + ".tmp";
+  ASSERT_TRUE(fs.Exists(spare));  // made ready by the superblock write at Open
+  ASSERT_TRUE(s->WriteAtomic(0, Fill(4096, 1), Durability::kDurable).ok());
+  fs.RestartLog();
+  fs.SetNoSpace(spare, true);
+  EXPECT_EQ(s->Checkpoint().code(), Status::Code::kNoSpace);
+  EXPECT_EQ(s->stats().checkpoints, 0u);
+  ASSERT_TRUE(s->Write(0, Fill(512, 2), Durability::kDurable).ok());  // journaled: over a record
+  EXPECT_EQ(s->stats().journal_records, 2u);
+  std::mt19937_64 rng(5);
+  auto crashed = fs.CrashState(fs.EventCount(), rng);
+  auto want = Fill(4096, 1);
+  std::fill_n(want.begin(), 512, 2);
+  EXPECT_EQ(ReadBack(crashed.get(), 0, 4096), want);
+  fs.SetNoSpace(spare, false);
+  EXPECT_TRUE(s->Checkpoint().ok());
+  EXPECT_EQ(s->stats().checkpoints, 1u);
+}
+
+// A thick store reserves its whole data file when it opens: a file system without room for it
+// refuses the LUN at start, with a message, instead of failing writes later.
+TEST(JournaledStore, ThickStoreWithoutRoomIsRefusedAtOpen) {
+  MemFileSystem fs;
+  {
+    std::unique_ptr<File> f;
+    ASSERT_TRUE(fs.Open(kPath, true, false, &f).ok());
+  }
+  fs.SetNoSpace(kPath, true);
+  JournaledStore::Options o = Opts(&fs);
+  o.preallocate = true;
+  std::unique_ptr<JournaledStore> s;
+  const Status st = JournaledStore::Open(o, &s, nullptr);
+  EXPECT_EQ(st.code(), Status::Code::kNoSpace);
+  EXPECT_NE(st.message().find("thick"), std::string::npos) << st.message();
+  fs.SetNoSpace(kPath, false);
+  EXPECT_TRUE(JournaledStore::Open(o, &s, nullptr).ok());
+}
+
 TEST(JournaledStore, PlainWriteAfterAtomicWriteIsNotRevertedByReplay) {
   MemFileSystem fs;
   {

@@ -7,6 +7,7 @@
 
 #include "protocol/byte_order.h"
 #include "storage/file_store.h"
+#include "storage/mem_file_system.h"
 
 namespace untorn::target {
 namespace {
@@ -70,6 +71,37 @@ class LogicalUnitTest : public ::testing::Test {
   Nexus nexus_{1, "iqn.x", 1};
   std::unique_ptr<LogicalUnit> lu_;
 };
+
+// The file system under the LU is full: writes get DATA PROTECT, SPACE ALLOCATION FAILED WRITE
+// PROTECT (what Linux's sd turns into ENOSPC), reads go on, and once there is room writes work.
+TEST_F(LogicalUnitTest, FullFileSystemAnswersSpaceAllocationFailedUntilThereIsRoom) {
+  storage::MemFileSystem fs;
+  config::Lun l;
+  l.size = 1 << 20;
+  l.atomic = {1024, 8, 8, 0, 0, false};
+  storage::FileStore::Options o{"/lun.img", l.size, 512, false};
+  o.fs = &fs;
+  std::unique_ptr<storage::FileStore> store;
+  ASSERT_TRUE(storage::FileStore::Open(o, &store).ok());
+  lu_ = std::make_unique<LogicalUnit>(l, "iqn.2026-11.org.untorn:t", std::move(store), &metrics_);
+  lu_->SetTargetLuns({0});
+  lu_->AddNexus(nexus_);
+  std::vector<uint8_t> write16(16, 0);
+  write16[0] = 0x8a;
+  protocol::StoreBe32(write16, 10, 8);
+  fs.SetNoSpace("/lun.img", true);
+  ExpectSense(Run(write16, std::vector<uint8_t>(4096, 1)), SenseKey::kDataProtect, 0x27, 0x07);
+  ExpectSense(Run(WriteAtomic16(8, 8), std::vector<uint8_t>(4096, 2)), SenseKey::kDataProtect,
+              0x27, 0x07);
+  std::vector<uint8_t> read16(16, 0);
+  read16[0] = 0x88;
+  protocol::StoreBe32(read16, 10, 8);
+  EXPECT_EQ(Run(read16).status, protocol::ScsiStatus::kGood);
+  fs.SetNoSpace("/lun.img", false);
+  EXPECT_EQ(Run(write16, std::vector<uint8_t>(4096, 1)).status, protocol::ScsiStatus::kGood);
+  EXPECT_EQ(Run(WriteAtomic16(8, 8), std::vector<uint8_t>(4096, 2)).status,
+            protocol::ScsiStatus::kGood);
+}
 
 // Found by fuzz_scsi: a MODE SELECT(10) opcode in a 6-byte CDB was decoded past its end.
 TEST_F(LogicalUnitTest, CdbShorterThanItsOpcodeIsRefused) {
