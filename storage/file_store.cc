@@ -60,11 +60,7 @@ Status FileStore::Read(uint64_t offset, std::span<uint8_t> out) {
 }
 
 Status FileStore::WriteLocked(uint64_t offset, std::span<const uint8_t> data, Durability d) {
-  if (Status s = file_->PWrite(offset, data); !s.ok()) {
-    // Out of space is not sticky: the write is not acknowledged and nothing depends on it.
-    if (s.code() != Status::Code::kNoSpace) failed_.store(true);
-    return s;
-  }
+  if (Status s = file_->PWrite(offset, data); !s.ok()) return WriteFailed(std::move(s));
   if (d == Durability::kDurable) return Flush();
   return Status::Ok();
 }
@@ -99,7 +95,15 @@ Status FileStore::Flush() {
 Status FileStore::Unmap(uint64_t offset, uint64_t length) {
   if (Status s = CheckWritable(offset, length); !s.ok()) return s;
   auto guard = locks_.Lock(offset, length, RangeLock::Mode::kExclusive);
-  return file_->PunchHole(offset, length);  // writes zeros where holes cannot be punched
+  // Writes zeros where holes cannot be punched.
+  if (Status s = file_->PunchHole(offset, length); !s.ok()) return WriteFailed(std::move(s));
+  return Status::Ok();
+}
+
+Status FileStore::WriteFailed(Status s) {
+  // Out of space is not sticky: the write is not acknowledged and nothing depends on it.
+  if (s.code() != Status::Code::kNoSpace) failed_.store(true);
+  return s;
 }
 
 BlockStore::Extent FileStore::Provisioning(uint64_t offset, uint64_t max_length) {

@@ -44,6 +44,7 @@ class FileStore final : public BlockStore {
   Status CheckRange(uint64_t offset, uint64_t length) const;
   Status CheckWritable(uint64_t offset, uint64_t length) const;
   Status WriteLocked(uint64_t offset, std::span<const uint8_t> data, Durability d);
+  Status WriteFailed(Status s);  // sticky unless out of space
 
   const std::unique_ptr<File> file_;
   const uint64_t size_bytes_;

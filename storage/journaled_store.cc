@@ -506,7 +506,7 @@ Status JournaledStore::Unmap(uint64_t offset, uint64_t length) {
       if (Status s = CheckpointLocked(lk); !s.ok()) return s;
     }
   }
-  if (Status s = data_->PunchHole(offset, length); !s.ok()) return Fail(s);
+  if (Status s = data_->PunchHole(offset, length); !s.ok()) return DataWriteFailed(std::move(s));
   return Status::Ok();
 }
 
