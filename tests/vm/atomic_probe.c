@@ -3,7 +3,8 @@
  *   statx(STATX_WRITE_ATOMIC) unit min/max of the block device;
  *   pwritev2(RWF_ATOMIC) on O_DIRECT of every power-of-two size from unit_min to unit_max
  *   (must succeed and read back), and the ones Linux must refuse with EINVAL before any I/O
- *   (misaligned, oversized, undersized).
+ *   (misaligned, oversized, undersized); --stress and --fill (below) for the kill9 and full
+ *   cases.
  * Built static (gcc -static): bookworm's glibc headers predate these interfaces, so the
  * structures and flags are declared here from include/uapi/linux/{stat,fs}.h (Linux 6.11). */
 #define _GNU_SOURCE
@@ -103,8 +104,74 @@ static int stress(const char* dev, int rounds) {
   return 0;
 }
 
+static void stamp(unsigned char* buf, size_t len, uint32_t value) {
+  for (size_t i = 0; i + 4 <= len; i += 4) memcpy(buf + i, &value, 4);
+}
+
+static int chunk_holds(int fd, unsigned char* buf, size_t len, off_t off, uint32_t value) {
+  if (pread(fd, buf, len, off) != (ssize_t)len) return 0;
+  for (size_t i = 0; i + 4 <= len; i += 4) {
+    uint32_t v;
+    memcpy(&v, buf + i, 4);
+    if (v != value) return 0;
+  }
+  return 1;
+}
+
+/* --fill N: O_DIRECT 1 MiB writes (chunk k stamped k + 1) from offset 0 until one fails or N are
+ * written: the file system under the LUN on the host is meant to fill up first. Then one
+ * RWF_ATOMIC 16 KiB write into the last MiB, which nothing has written. Prints both errnos and
+ * UNTORN-FREE-SPACE-NOW, upon which the host makes room; retries the refused chunk (every 0.2 s,
+ * for at most 60 s) and the atomic write, then reads every acknowledged chunk back. */
+static int fill(const char* dev, int chunks) {
+  const int fd = open(dev, O_RDWR | O_DIRECT);
+  if (fd < 0) return 1;
+  enum { kChunk = 1 << 20, kAtomic = 16384 };
+  unsigned char* buf = NULL;
+  if (posix_memalign((void**)&buf, 4096, kChunk)) return 1;
+  int acked = 0, err = 0;
+  for (int k = 0; k < chunks; ++k) {
+    stamp(buf, kChunk, (uint32_t)k + 1);
+    const ssize_t n = pwrite(fd, buf, kChunk, (off_t)k * kChunk);
+    if (n != kChunk) {
+      err = n < 0 ? errno : EIO;
+      break;
+    }
+    ++acked;
+  }
+  const off_t atomic_off = (off_t)(chunks - 1) * kChunk + kChunk / 2;
+  stamp(buf, kAtomic, 0xa70a1c);
+  const int atomic_err = atomic_write(fd, buf, kAtomic, atomic_off);
+  printf("RESULT fill_acked_chunks=%d\nRESULT fill_errno=%d\nRESULT fill_atomic_errno=%d\n", acked,
+         err, atomic_err);
+  printf("UNTORN-FREE-SPACE-NOW\n");
+  fflush(stdout);
+  int retry_ok = 0;
+  if (err != 0) {
+    for (int attempt = 0; attempt < 300 && !retry_ok; ++attempt) {
+      stamp(buf, kChunk, (uint32_t)acked + 1);
+      if (pwrite(fd, buf, kChunk, (off_t)acked * kChunk) == kChunk) {
+        retry_ok = 1;
+        ++acked;
+      } else {
+        usleep(200000);
+      }
+    }
+  }
+  stamp(buf, kAtomic, 0xa70a1c);
+  printf("RESULT fill_retry_ok=%d\nRESULT fill_atomic_after_errno=%d\n", retry_ok,
+         atomic_write(fd, buf, kAtomic, atomic_off));
+  int bad = 0;
+  for (int k = 0; k < acked; ++k) bad += !chunk_holds(fd, buf, kChunk, (off_t)k * kChunk, (uint32_t)k + 1);
+  printf("RESULT fill_bad_chunks=%d\nRESULT fill_atomic_readback_ok=%d\n", bad,
+         chunk_holds(fd, buf, kAtomic, atomic_off, 0xa70a1c));
+  close(fd);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc == 4 && strcmp(argv[2], "--stress") == 0) return stress(argv[1], atoi(argv[3]));
+  if (argc == 4 && strcmp(argv[2], "--fill") == 0) return fill(argv[1], atoi(argv[3]));
   if (argc < 2) {
     fprintf(stderr, "usage: atomic_probe /dev/sdX [base_offset]\n");
     return 2;

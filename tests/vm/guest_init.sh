@@ -61,6 +61,7 @@ if [ -n "$dev" ]; then
     cmp -s /tmp/pattern /tmp/readback && r sg_readback_ok 1 || r sg_readback_ok 0
   fi
   if [ -n "$u_stress" ]; then /atomic_probe /dev/$dev --stress "$u_stress"; fi
+  if [ -n "$u_fill" ]; then /atomic_probe /dev/$dev --fill "$u_fill"; fi
   iscsiadm -m node -T "$u_iqn" -p "$portal" --logout > /dev/null 2>&1; r logout_rc $?
 fi
 

@@ -2,9 +2,9 @@
 # A real Linux initiator against untornd: boots Debian trixie's 6.12 cloud kernel under QEMU
 # (TCG) with a busybox initramfs holding open-iscsi, sg3-utils and atomic_probe, logs in with
 # iscsiadm (no auth and CHAP), and checks what the kernel makes of the LUN's atomic limits,
-# RWF_ATOMIC writes through sd's WRITE ATOMIC(16), sg_write_x --atomic, and recovery from a
-# SIGKILL of untornd while the guest writes. Prints a summary table; exits non-zero on any
-# mismatch.
+# RWF_ATOMIC writes through sd's WRITE ATOMIC(16), sg_write_x --atomic, recovery from a
+# SIGKILL of untornd while the guest writes, and ENOSPC in the guest when the file system under
+# the LUN fills up (then room again). Prints a summary table; exits non-zero on any mismatch.
 #
 #   run_vm_test.sh PATH/TO/untornd
 #
@@ -105,7 +105,7 @@ fi
 start_daemon() {  # start_daemon CONFIG [PORT]
   local cfg=$1 port=${2:-0}
   : > "$work/untornd.log.new"
-  "$untornd" --config "$cfg" --listen "127.0.0.1:$port" --advertise "10.0.2.2:0" \
+  "${daemon_prefix[@]}" "$untornd" --config "$cfg" --listen "127.0.0.1:$port" --advertise "10.0.2.2:0" \
     --metrics 127.0.0.1:0 >> "$work/untornd.log.new" 2>&1 &
   daemon=$!
   for _ in $(seq 1 400); do
@@ -126,12 +126,13 @@ metric() {  # metric NAME: sum of a counter over all series
 }
 
 declare -A seen
+daemon_prefix=()  # a command untornd runs under (the full case: a mount namespace with a tmpfs)
 run_case() {  # run_case NAME CONFIG IQN [extra kernel args...]
   local name=$1 cfg=$2 iqn=$3; shift 3
   local serial=$work/serial-$name.log
   start_daemon "$cfg"
   local port=$port_now
-  local killed=0 attempt
+  local killed=0 freed=0 attempt
   # One vCPU: under multi-threaded TCG, a 6.12 guest with two vCPUs now and then oopses on an
   # int3 while the kernel patches its own text at boot. Should the guest still die before its
   # init printed anything (an emulator fault, not a test outcome), it is booted once more.
@@ -148,6 +149,12 @@ run_case() {  # run_case NAME CONFIG IQN [extra kernel args...]
         kill -KILL "$daemon"; wait "$daemon" 2>/dev/null || true
         start_daemon "$cfg" "$port"
         killed=1
+      fi
+      if [ "$freed" = 0 ] && grep -q UNTORN-FREE-SPACE-NOW "$serial" 2>/dev/null; then
+        # The daemon's tmpfs is in its own mount namespace: reach it through /proc/PID/root.
+        log "case $name: the guest saw the file system full; removing the filler"
+        rm -f "/proc/$daemon/root$full_dir/filler"
+        freed=1
       fi
       sleep 0.2
     done
@@ -187,7 +194,7 @@ expect_units() {  # expect_units CONFIG -> "min max" as Linux must show them (tr
     print min, max; exit }'
 }
 
-cases=(default k16 refused blk4k kill9)
+cases=(default k16 refused blk4k kill9 full)
 write_config "$work/default.json" '"size": "256MiB", "atomic": {"max_transfer_length": 1024, "alignment": 8, "granularity": 8}'
 write_config "$work/k16.json" '"size": "256MiB", "atomic": {"max_transfer_length": 32, "alignment": 32, "granularity": 32}'
 write_config "$work/refused.json" '"size": "256MiB", "atomic": {"max_transfer_length": 128, "granularity": 3, "allow_ignored_by_linux": true}'
@@ -202,15 +209,39 @@ run_case refused "$work/refused.json" iqn.2026-11.org.untorn:vm untorn.sgx_num=6
 run_case blk4k "$work/blk4k.json" iqn.2026-11.org.untorn:vm untorn.sgx_num=2
 run_case kill9 "$work/kill9.json" iqn.2026-11.org.untorn:vm untorn.stress=60
 
+# full: the LUN's file system fills up under the guest's writes. untornd runs in a mount
+# namespace of its own with its data directory on a 40 MiB tmpfs holding a 6 MiB filler; the
+# guest removes nothing itself, the host deletes the filler when the guest says it saw ENOSPC.
+full_dir=$work/data-full
+mkdir -p "$full_dir"
+cat > "$work/full.json" <<CFG
+{ "portals": [{"listen": "127.0.0.1:3260"}], "data_dir": "$full_dir",
+  "targets": [{"iqn": "iqn.2026-11.org.untorn:vm", "luns": [{"id": 0, "backing_file": "lun0.img",
+    "size": "64MiB", "journal_size": "8MiB", "max_transfer_length": 2048,
+    "atomic": {"max_transfer_length": 1024, "alignment": 8, "granularity": 8}}]}] }
+CFG
+full_ran=0
+if [ "$(id -u)" = 0 ] && unshare --mount --propagation private true 2>/dev/null; then
+  daemon_prefix=(unshare --mount --propagation private sh -c \
+    'mount -t tmpfs -o size=40m untorn-vm "$0" && head -c 6291456 /dev/zero > "$0/filler" && exec "$@"' \
+    "$full_dir")
+  run_case full "$work/full.json" iqn.2026-11.org.untorn:vm untorn.sgx_num=8 untorn.fill=64
+  daemon_prefix=()
+  full_ran=1
+else
+  log "case full: skipped (needs root and mount namespaces)"
+fi
+
 # --- verdict -----------------------------------------------------------------------------------
 failures=0
 printf '\n%-9s %-34s %-14s %-14s %s\n' case check seen expected verdict
-check() {  # check CASE KEY EXPECTED [op]   op: eq (default), ne, ge
+check() {  # check CASE KEY EXPECTED [op]   op: eq (default), ne, ge, lt
   local c=$1 k=$2 want=$3 op=${4:-eq} got=${seen[$1.$2]:-missing} ok=1
   case $op in
     eq) [ "$got" = "$want" ] || ok=0 ;;
     ne) [ "$got" != "$want" ] && [ "$got" != missing ] || ok=0 ;;
     ge) [ "$got" != missing ] && [ "$got" -ge "$want" ] 2>/dev/null || ok=0 ;;
+    lt) [ "$got" != missing ] && [ "$got" -lt "$want" ] 2>/dev/null || ok=0 ;;
   esac
   printf '%-9s %-34s %-14s %-14s %s\n' "$c" "$k" "$got" "${op/eq/}$want" "$([ $ok = 1 ] && echo ok || echo FAIL)"
   [ $ok = 1 ] || failures=$((failures + 1))
@@ -253,6 +284,18 @@ check kill9 stress_failed_writes 0
 check kill9 stress_torn_slots 0
 check kill9 stress_bad_slots 0
 check kill9 done 1
+if [ "$full_ran" = 1 ]; then
+  ENOSPC=28
+  check full login_rc 0
+  check full fill_acked_chunks 60 lt
+  check full fill_errno $ENOSPC
+  check full fill_atomic_errno $ENOSPC
+  check full fill_retry_ok 1
+  check full fill_atomic_after_errno 0
+  check full fill_bad_chunks 0
+  check full fill_atomic_readback_ok 1
+  check full done 1
+fi
 echo
 if [ "$failures" != 0 ]; then
   log "$failures check(s) failed; untornd log:"; tail -n 30 "$work/untornd.log" >&2
