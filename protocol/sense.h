@@ -68,7 +68,8 @@ inline Sense InvalidReleaseOfPersistentReservation() {
 }
 inline Sense InsufficientRegistrationResources() { return {SenseKey::kIllegalRequest, 0x55, 0x04}; }
 inline Sense WriteProtected() { return {SenseKey::kDataProtect, 0x27, 0x00}; }
-// SBC-4 thin provisioning: the LU has no physical space left for the write. Linux's sd reports it as ENOSPC, no retries.
+// SBC-4 thin provisioning: the LU has no physical space left for the write. Linux's sd reports it
+// as ENOSPC, no retries.
 inline Sense SpaceAllocationFailedWriteProtect() { return {SenseKey::kDataProtect, 0x27, 0x07}; }
 inline Sense UnrecoveredReadError() { return {SenseKey::kMediumError, 0x11, 0x00}; }
 inline Sense WriteError() { return {SenseKey::kMediumError, 0x0c, 0x00}; }

@@ -295,7 +295,6 @@ Status JournaledStore::CheckWritable(uint64_t offset, uint64_t length) const {
   return CheckRange(offset, length);
 }
 
-
 bool JournaledStore::OverlapsJournaled(uint64_t offset, uint64_t length) const {
   return Overlaps(journaled_, offset, length) || Overlaps(retiring_, offset, length);
 }

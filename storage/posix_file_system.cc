@@ -76,7 +76,7 @@ class PosixFile final : public File {
       const ssize_t n = ::pwrite(fd_, data.data() + done, piece, static_cast<off_t>(offset + done));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return WriteErrno("pwrite " + path_);
-      if (n == 0) return Status::Error(Status::Code::kIoError, "pwrite " + path_ + " wrote nothing");
+      if (n == 0) return Status::Error(Status::Code::kIoError, "pwrite wrote nothing: " + path_);
       done += static_cast<size_t>(n);
     }
     return Status::Ok();

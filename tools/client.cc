@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 namespace untorn::tools {
 
@@ -62,25 +63,28 @@ namespace {
 // Additional sense codes untornd sends that libiscsi 1.19 has no name for (SPC-4 Annex D).
 const char* AscqName(int ascq) {
   if (const char* n = scsi_sense_ascq_str(ascq)) return n;
-  switch (ascq) {
-    case 0x0402: return "LOGICAL UNIT NOT READY, INITIALIZING COMMAND REQUIRED";
-    case 0x0c00: return "WRITE ERROR";
-    case 0x0e03: return "INVALID FIELD IN COMMAND INFORMATION UNIT";
-    case 0x1100: return "UNRECOVERED READ ERROR";
-    case 0x2604: return "INVALID RELEASE OF PERSISTENT RESERVATION";
-    case 0x2707: return "SPACE ALLOCATION FAILED WRITE PROTECT";
-    case 0x2a03: return "RESERVATIONS PREEMPTED";
-    case 0x2a04: return "RESERVATIONS RELEASED";
-    case 0x2a05: return "REGISTRATIONS PREEMPTED";
-    case 0x2f00: return "COMMANDS CLEARED BY ANOTHER INITIATOR";
-    case 0x3900: return "SAVING PARAMETERS NOT SUPPORTED";
-    case 0x3f0e: return "REPORTED LUNS DATA HAS CHANGED";
-    case 0x4b00: return "DATA PHASE ERROR";
-    case 0x4b02: return "TOO MUCH WRITE DATA";
-    case 0x4b05: return "DATA OFFSET ERROR";
-    case 0x5504: return "INSUFFICIENT REGISTRATION RESOURCES";
-    default: return "(no name)";
+  static constexpr std::pair<int, const char*> kNames[] = {
+      {0x0402, "LOGICAL UNIT NOT READY, INITIALIZING COMMAND REQUIRED"},
+      {0x0c00, "WRITE ERROR"},
+      {0x0e03, "INVALID FIELD IN COMMAND INFORMATION UNIT"},
+      {0x1100, "UNRECOVERED READ ERROR"},
+      {0x2604, "INVALID RELEASE OF PERSISTENT RESERVATION"},
+      {0x2707, "SPACE ALLOCATION FAILED WRITE PROTECT"},
+      {0x2a03, "RESERVATIONS PREEMPTED"},
+      {0x2a04, "RESERVATIONS RELEASED"},
+      {0x2a05, "REGISTRATIONS PREEMPTED"},
+      {0x2f00, "COMMANDS CLEARED BY ANOTHER INITIATOR"},
+      {0x3900, "SAVING PARAMETERS NOT SUPPORTED"},
+      {0x3f0e, "REPORTED LUNS DATA HAS CHANGED"},
+      {0x4b00, "DATA PHASE ERROR"},
+      {0x4b02, "TOO MUCH WRITE DATA"},
+      {0x4b05, "DATA OFFSET ERROR"},
+      {0x5504, "INSUFFICIENT REGISTRATION RESOURCES"},
+  };
+  for (const auto& [code, name] : kNames) {
+    if (code == ascq) return name;
   }
+  return "(no name)";
 }
 
 }  // namespace

@@ -394,7 +394,7 @@ TEST(JournaledStore, FullFileSystemFailsWritesUntilThereIsRoomAndJournalsNothing
   EXPECT_EQ(atomic.get_future().get().code(), Status::Code::kNoSpace);
   EXPECT_EQ(plain.get_future().get().code(), Status::Code::kNoSpace);
   EXPECT_EQ(s->stats().journal_records, records);  // nothing journaled
-  EXPECT_TRUE(s->Flush().ok());                      // and nothing sticky
+  EXPECT_TRUE(s->Flush().ok());                    // and nothing sticky
 
   std::vector<uint8_t> b(4096);
   ASSERT_TRUE(s->Read(0, b).ok());

@@ -91,8 +91,8 @@ TEST_F(LogicalUnitTest, FullFileSystemAnswersSpaceAllocationFailedUntilThereIsRo
   protocol::StoreBe32(write16, 10, 8);
   fs.SetNoSpace("/lun.img", true);
   ExpectSense(Run(write16, std::vector<uint8_t>(4096, 1)), SenseKey::kDataProtect, 0x27, 0x07);
-  ExpectSense(Run(WriteAtomic16(8, 8), std::vector<uint8_t>(4096, 2)), SenseKey::kDataProtect,
-              0x27, 0x07);
+  ExpectSense(Run(WriteAtomic16(8, 8), std::vector<uint8_t>(4096, 2)), SenseKey::kDataProtect, 0x27,
+              0x07);
   std::vector<uint8_t> read16(16, 0);
   read16[0] = 0x88;
   protocol::StoreBe32(read16, 10, 8);

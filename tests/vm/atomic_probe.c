@@ -162,7 +162,8 @@ static int fill(const char* dev, int chunks) {
   printf("RESULT fill_retry_ok=%d\nRESULT fill_atomic_after_errno=%d\n", retry_ok,
          atomic_write(fd, buf, kAtomic, atomic_off));
   int bad = 0;
-  for (int k = 0; k < acked; ++k) bad += !chunk_holds(fd, buf, kChunk, (off_t)k * kChunk, (uint32_t)k + 1);
+  for (int k = 0; k < acked; ++k)
+    bad += !chunk_holds(fd, buf, kChunk, (off_t)k * kChunk, (uint32_t)k + 1);
   printf("RESULT fill_bad_chunks=%d\nRESULT fill_atomic_readback_ok=%d\n", bad,
          chunk_holds(fd, buf, kAtomic, atomic_off, 0xa70a1c));
   close(fd);
