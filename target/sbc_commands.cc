@@ -183,8 +183,8 @@ std::optional<ScsiOutcome> LogicalUnit::ValidateBlockCommand(const Nexus&, Bytes
 
 ScsiOutcome LogicalUnit::RunRead(const Nexus&, Bytes cdb, std::vector<uint8_t>&) {
   const BlockCdb c = Decode(cdb);
+  if (c.blocks == 0) return ScsiOutcome::Good();
   DataInBuffer data(uint64_t{c.blocks} * disk_.block_size);
-  if (data.empty()) return ScsiOutcome::Good();
   const storage::Status s = store_->Read(c.lba * disk_.block_size, data);
   return ReadOutcome(s, std::move(data));  // not in one call: argument order is unspecified
 }
