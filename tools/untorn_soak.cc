@@ -6,10 +6,12 @@
 //   untorn-soak URL --pid PID [--seconds 60] [--threads 8] [--rss-slack-mib 32]
 #include <dirent.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -107,14 +109,20 @@ void OneSession(const std::string& url, int id, std::mt19937& rng, Counters* c) 
   iscsi_destroy_context(s->context.release());
 }
 
-void Load(const std::string& url, int threads, double seconds, Counters* c) {
+bool Alive(int pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
+
+// Sessions on `threads` threads for `seconds`, or until the daemon is gone (then at once: the
+// sessions would only fail, and the caller reports it).
+void Load(const std::string& url, int threads, double seconds, int pid, Counters* c) {
   const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                       std::chrono::duration<double>(seconds));
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
       std::mt19937 rng(1000 + t);
-      for (int i = 0; Clock::now() < end; ++i) OneSession(url, t * 1000000 + i, rng, c);
+      for (int i = 0; Clock::now() < end && Alive(pid); ++i) {
+        OneSession(url, t * 1000000 + i, rng, c);
+      }
     });
   }
   for (auto& w : workers) w.join();
@@ -165,7 +173,7 @@ int main(int argc, char** argv) {
   // descriptor baseline is the idle daemon's; the warm-up must already return to it.
   const int idle_fds = CountFds(pid);
   Counters warm;
-  Load(url, threads, std::min(5.0, seconds / 4), &warm);
+  Load(url, threads, std::min(5.0, seconds / 4), pid, &warm);
   const int base_fds = SettleFds(pid, idle_fds);
   const long base_rss = RssKib(pid);
   std::printf("baseline after warm-up (%llu sessions): %d fds, RSS %ld KiB\n",
@@ -173,7 +181,7 @@ int main(int argc, char** argv) {
 
   Counters c;
   const auto start = Clock::now();
-  Load(url, threads, seconds, &c);
+  Load(url, threads, seconds, pid, &c);
   const double took = std::chrono::duration<double>(Clock::now() - start).count();
   const int fds = SettleFds(pid, base_fds);
   const long rss = RssKib(pid);
