@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include "protocol/scsi_pages.h"
+#include "protocol/serial_number.h"
 #include "protocol/text_keys.h"
 #include "target/log.h"
 
@@ -14,11 +15,9 @@ using asio::use_awaitable;
 using protocol::kReservedTag;
 using protocol::Opcode;
 using protocol::Pdu;
+using protocol::SerialLess;
 
 namespace {
-
-// RFC 1982 serial number arithmetic on 32 bits.
-bool SerialLess(uint32_t a, uint32_t b) { return a != b && static_cast<int32_t>(a - b) < 0; }
 
 std::string Endpoint(const asio::ip::tcp::endpoint& ep) {
   const auto a = ep.address();

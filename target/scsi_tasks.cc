@@ -5,6 +5,7 @@
 
 #include "protocol/cdb.h"
 #include "protocol/scsi_pages.h"
+#include "protocol/serial_number.h"
 #include "target/connection.h"
 #include "target/log.h"
 
@@ -334,9 +335,9 @@ void Connection::OnTaskManagement(const Pdu& pdu) {
         // before this request) counts as received and aborted; anything else (e.g. a command
         // that already completed) does not exist.
         const uint32_t ref = req.ref_cmd_sn;
-        const bool pending = static_cast<int32_t>(ref - exp_cmd_sn_) >= 0 &&
-                             static_cast<int32_t>(max_cmd_sn_ - ref) >= 0 &&
-                             static_cast<int32_t>(req.cmd_sn - ref) > 0;
+        using protocol::SerialLess;
+        const bool pending = !SerialLess(ref, exp_cmd_sn_) && !SerialLess(max_cmd_sn_, ref) &&
+                             SerialLess(ref, req.cmd_sn);
         if (pending) {
           held_commands_.erase(ref);
           aborted_cmd_sns_.insert(ref);
