@@ -1,10 +1,13 @@
 // untorn-store-bench: what the journaled store costs on this disk, measured in-process (no
-// network): 16 KiB WRITE ATOMIC-style writes and 16 KiB FUA plain writes through
-// JournaledStore, and raw pwrite+fdatasync of the same size, at queue depths 1, 8 and 32.
-// Prints IOPS, latency percentiles and the group-commit batch sizes achieved. A benchmark, not
-// a test: it prints figures and judges nothing.
+// network): WRITE ATOMIC-style writes and FUA plain writes through JournaledStore, and raw
+// pwrite+fdatasync (each writer its own fdatasync: the disk's durable-write ceiling), random over
+// the file, at queue depths 1, 8 and 32. The files are written in full first, so every run
+// overwrites allocated blocks (as on a LUN in use; first writes to a sparse file also commit the
+// file system's allocation). Prints IOPS, latency percentiles and the group-commit batch sizes
+// achieved. A benchmark, not a test: it prints figures and judges nothing.
 //
-//   untorn-store-bench [--dir DIR] [--seconds S] [--size BYTES]
+//   untorn-store-bench [--dir DIR] [--seconds S] [--bs BYTES] [--size BYTES] [--depths 1,8,32]
+//                      [--only atomic|fua|raw]
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -27,8 +30,8 @@ using Clock = std::chrono::steady_clock;
 using untorn::storage::Durability;
 using untorn::storage::JournaledStore;
 
-constexpr uint32_t kIoSize = 16384;
-constexpr uint64_t kLunSize = 256ull << 20;
+uint32_t io_size = 16384;          // --bs
+uint64_t lun_size = 256ull << 20;  // --size
 
 struct Result {
   double iops = 0;
@@ -45,9 +48,9 @@ Result Run(int depth, double seconds, Op op) {
   for (int t = 0; t < depth; ++t) {
     threads.emplace_back([&, t] {
       std::mt19937_64 rng(static_cast<uint64_t>(t) + 1);
-      std::vector<uint8_t> buf(kIoSize, static_cast<uint8_t>(t));
+      std::vector<uint8_t> buf(io_size, static_cast<uint8_t>(t));
       while (!stop.load(std::memory_order_relaxed)) {
-        const uint64_t off = (rng() % (kLunSize / kIoSize)) * kIoSize;
+        const uint64_t off = (rng() % (lun_size / io_size)) * io_size;
         const auto t0 = Clock::now();
         if (!op(off, buf)) return;
         lat[static_cast<size_t>(t)].push_back(
@@ -83,62 +86,118 @@ void Print(const char* what, int depth, const Result& r) {
 
 }  // namespace
 
+// Writes `path` in full (zeros, 1 MiB at a time) and syncs it; false on failure.
+bool Prefill(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
+  if (fd < 0) return false;
+  const std::vector<uint8_t> zeros(1 << 20, 0);
+  bool ok = true;
+  for (uint64_t at = 0; ok && at < lun_size; at += zeros.size()) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), lun_size - at));
+    ok = ::pwrite(fd, zeros.data(), n, static_cast<off_t>(at)) == static_cast<ssize_t>(n);
+  }
+  ok = ok && ::fdatasync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+int Usage() {
+  std::fprintf(stderr,
+               "usage: untorn-store-bench [--dir DIR] [--seconds S] [--bs BYTES] [--size BYTES]\n"
+               "                          [--depths 1,8,32] [--only atomic|fua|raw]\n");
+  return 2;
+}
+
 int main(int argc, char** argv) {
-  std::string dir = "/tmp";
+  std::string dir = "/tmp", only;
   double seconds = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  std::vector<int> depths{1, 8, 32};
+  for (int i = 1; i < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--dir")
-      dir = argv[i + 1];
-    else if (a == "--seconds")
-      seconds = std::atof(argv[i + 1]);
-    else {
-      std::fprintf(stderr, "usage: untorn-store-bench [--dir DIR] [--seconds S]\n");
-      return 2;
+    if (i + 1 >= argc) return Usage();
+    const char* v = argv[i + 1];
+    if (a == "--dir") {
+      dir = v;
+    } else if (a == "--seconds") {
+      seconds = std::atof(v);
+    } else if (a == "--bs") {
+      io_size = static_cast<uint32_t>(std::strtoul(v, nullptr, 0));
+    } else if (a == "--size") {
+      lun_size = std::strtoull(v, nullptr, 0);
+    } else if (a == "--depths") {
+      depths.clear();
+      for (const char* p = v; *p != 0;) {
+        char* end = nullptr;
+        depths.push_back(static_cast<int>(std::strtol(p, &end, 10)));
+        if (end == p || depths.back() < 1 || depths.back() > 1024) return Usage();
+        p = *end == ',' ? end + 1 : end;
+      }
+    } else if (a == "--only") {
+      only = v;
+      if (only != "atomic" && only != "fua" && only != "raw") return Usage();
+    } else {
+      return Usage();
     }
+  }
+  if (seconds <= 0 || io_size == 0 || io_size % 512 != 0 || lun_size < io_size ||
+      lun_size % io_size != 0 || depths.empty()) {
+    return Usage();
   }
   const std::string base = dir + "/untorn-store-bench-" + std::to_string(::getpid());
   std::filesystem::create_directories(base);
   std::printf("untorn-store-bench: %u-byte random writes over %llu MiB in %s, %.1f s per run\n",
-              kIoSize, static_cast<unsigned long long>(kLunSize >> 20), base.c_str(), seconds);
-  JournaledStore::Options o;
-  o.data_path = base + "/lun.img";
-  o.size_bytes = kLunSize;
-  o.journal_bytes = 64ull << 20;
+              io_size, static_cast<unsigned long long>(lun_size >> 20), base.c_str(), seconds);
+  const bool all = only.empty();
   std::unique_ptr<JournaledStore> store;
-  if (auto s = JournaledStore::Open(o, &store, nullptr); !s.ok()) {
-    std::fprintf(stderr, "open: %s\n", s.message().c_str());
+  if (!Prefill(base + "/raw.img") || ((all || only != "raw") && !Prefill(base + "/lun.img"))) {
+    std::fprintf(stderr, "untorn-store-bench: cannot write the files in %s\n", base.c_str());
     return 1;
   }
+  if (all || only != "raw") {
+    JournaledStore::Options o;
+    o.data_path = base + "/lun.img";
+    o.size_bytes = lun_size;
+    o.journal_bytes = 64ull << 20;
+    if (auto s = JournaledStore::Open(o, &store, nullptr); !s.ok()) {
+      std::fprintf(stderr, "open: %s\n", s.message().c_str());
+      return 1;
+    }
+  }
   const int raw = ::open((base + "/raw.img").c_str(), O_RDWR | O_CREAT, 0644);
-  if (raw < 0 || ::ftruncate(raw, static_cast<off_t>(kLunSize)) != 0) return 1;
-  for (int depth : {1, 8, 32}) {
-    const auto before = store->stats();
-    Result a = Run(depth, seconds, [&](uint64_t off, std::vector<uint8_t>& b) {
-      return store->WriteAtomic(off, b, Durability::kDurable).ok();
-    });
-    const auto after = store->stats();
-    const uint64_t syncs = after.journal_syncs - before.journal_syncs;
-    if (syncs > 0)
-      a.batch = static_cast<double>(after.journal_records - before.journal_records) /
-                static_cast<double>(syncs);
-    Print("atomic (journaled)", depth, a);
-    const auto b0 = store->stats();
-    Result f = Run(depth, seconds, [&](uint64_t off, std::vector<uint8_t>& b) {
-      return store->Write(off, b, Durability::kDurable).ok();
-    });
-    const auto b1 = store->stats();
-    const uint64_t dsyncs = b1.data_syncs - b0.data_syncs;
-    if (dsyncs > 0)
-      f.batch = static_cast<double>(b1.data_sync_waiters - b0.data_sync_waiters) /
-                static_cast<double>(dsyncs);
-    Print("plain FUA", depth, f);
-    Result r = Run(depth, seconds, [&](uint64_t off, std::vector<uint8_t>& b) {
-      return ::pwrite(raw, b.data(), b.size(), static_cast<off_t>(off)) ==
-                 static_cast<ssize_t>(b.size()) &&
-             ::fdatasync(raw) == 0;
-    });
-    Print("raw pwrite+fdatasync", depth, r);
+  if (raw < 0 || ::ftruncate(raw, static_cast<off_t>(lun_size)) != 0) return 1;
+  for (int depth : depths) {
+    if (all || only == "atomic") {
+      const auto before = store->stats();
+      Result a = Run(depth, seconds, [&](uint64_t off, std::vector<uint8_t>& b) {
+        return store->WriteAtomic(off, b, Durability::kDurable).ok();
+      });
+      const auto after = store->stats();
+      const uint64_t syncs = after.journal_syncs - before.journal_syncs;
+      if (syncs > 0)
+        a.batch = static_cast<double>(after.journal_records - before.journal_records) /
+                  static_cast<double>(syncs);
+      Print("atomic (journaled)", depth, a);
+    }
+    if (all || only == "fua") {
+      const auto b0 = store->stats();
+      Result f = Run(depth, seconds, [&](uint64_t off, std::vector<uint8_t>& b) {
+        return store->Write(off, b, Durability::kDurable).ok();
+      });
+      const auto b1 = store->stats();
+      const uint64_t dsyncs = b1.data_syncs - b0.data_syncs;
+      if (dsyncs > 0)
+        f.batch = static_cast<double>(b1.data_sync_waiters - b0.data_sync_waiters) /
+                  static_cast<double>(dsyncs);
+      Print("plain FUA", depth, f);
+    }
+    if (all || only == "raw") {
+      Result r = Run(depth, seconds, [&](uint64_t off, std::vector<uint8_t>& b) {
+        return ::pwrite(raw, b.data(), b.size(), static_cast<off_t>(off)) ==
+                   static_cast<ssize_t>(b.size()) &&
+               ::fdatasync(raw) == 0;
+      });
+      Print("raw pwrite+fdatasync", depth, r);
+    }
   }
   ::close(raw);
   store.reset();
