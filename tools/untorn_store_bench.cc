@@ -86,6 +86,11 @@ void Print(const char* what, int depth, const Result& r) {
 
 }  // namespace
 
+// Group-commit batch size: writes made durable per sync (0 when there was no sync).
+double PerSync(uint64_t writes, uint64_t syncs) {
+  return syncs == 0 ? 0 : static_cast<double>(writes) / static_cast<double>(syncs);
+}
+
 // Writes `path` in full (zeros, 1 MiB at a time), syncs it and drops it from the page cache;
 // false on failure.
 bool Prefill(const std::string& path) {
@@ -176,10 +181,8 @@ int main(int argc, char** argv) {
         return store->WriteAtomic(off, b, Durability::kDurable).ok();
       });
       const auto after = store->stats();
-      const uint64_t syncs = after.journal_syncs - before.journal_syncs;
-      if (syncs > 0)
-        a.batch = static_cast<double>(after.journal_records - before.journal_records) /
-                  static_cast<double>(syncs);
+      a.batch = PerSync(after.journal_records - before.journal_records,
+                        after.journal_syncs - before.journal_syncs);
       Print("atomic (journaled)", depth, a);
     }
     if (all || only == "fua") {
@@ -188,10 +191,7 @@ int main(int argc, char** argv) {
         return store->Write(off, b, Durability::kDurable).ok();
       });
       const auto b1 = store->stats();
-      const uint64_t dsyncs = b1.data_syncs - b0.data_syncs;
-      if (dsyncs > 0)
-        f.batch = static_cast<double>(b1.data_sync_waiters - b0.data_sync_waiters) /
-                  static_cast<double>(dsyncs);
+      f.batch = PerSync(b1.data_sync_waiters - b0.data_sync_waiters, b1.data_syncs - b0.data_syncs);
       Print("plain FUA", depth, f);
     }
     if (all || only == "raw") {
