@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -95,7 +96,7 @@ class PosixFile final : public File {
   }
 
   Status Allocate(uint64_t offset, uint64_t length) override {
-    if (NextHole(offset) >= offset + length) return Status::Ok();  // no hole: nothing to reserve
+    if (Allocated(offset, length)) return Status::Ok();  // nothing to reserve
     if (::fallocate(fd_, 0, static_cast<off_t>(offset), static_cast<off_t>(length)) == 0) {
       return Status::Ok();
     }
@@ -123,6 +124,28 @@ class PosixFile final : public File {
       done += n;
     }
     return Status::Ok();
+  }
+
+  // Whether every byte of the range has space (written, unwritten or delayed allocation),
+  // asked of just the range: SEEK_HOLE would walk every extent from `offset` to the first hole,
+  // which on a fragmented file (copy-on-write file systems) is the rest of the file. False when
+  // unsure (too many extents, no FIEMAP): the caller then reserves, which is always right.
+  bool Allocated(uint64_t offset, uint64_t length) {
+    constexpr uint32_t kExtents = 8;
+    alignas(fiemap) uint8_t buf[sizeof(fiemap) + kExtents * sizeof(fiemap_extent)] = {};
+    auto* map = reinterpret_cast<fiemap*>(buf);  // fiemap ends in a flexible array of extents
+    map->fm_start = offset;
+    map->fm_length = length;
+    map->fm_extent_count = kExtents;
+    if (::ioctl(fd_, FS_IOC_FIEMAP, map) != 0) return false;
+    uint64_t covered = offset;
+    for (uint32_t i = 0; i < map->fm_mapped_extents && i < kExtents; ++i) {
+      const fiemap_extent& e = map->fm_extents[i];
+      if (e.fe_logical > covered) return false;  // a hole before this extent
+      covered = std::max<uint64_t>(covered, e.fe_logical + e.fe_length);
+      if (covered >= offset + length) return true;
+    }
+    return false;
   }
 
   uint64_t NextData(uint64_t offset) override {

@@ -127,6 +127,35 @@ TEST(FileStore, ThickStoreIsAllocatedWhenItOpens) {
   EXPECT_EQ(r, std::vector<uint8_t>(4096, 0));  // reserved, still reads as zeros
 }
 
+// The real file system's Allocate reserves the holes of a range (and only those: the rest of
+// the file stays sparse), leaves data as it was, and reserves again after a hole is punched.
+TEST(PosixFile, AllocateReservesTheHolesOfTheRangeOnly) {
+  TempDir dir;
+  std::unique_ptr<File> f;
+  ASSERT_TRUE(PosixFileSystem()->Open(dir.File("a.img"), true, false, &f).ok());
+  ASSERT_TRUE(f->Truncate(8 << 20).ok());
+  auto allocated = [&] {
+    struct stat st {};
+    EXPECT_EQ(::stat(dir.File("a.img").c_str(), &st), 0);
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  };
+  EXPECT_EQ(allocated(), 0u);
+  const std::vector<uint8_t> data(4096, 7);
+  ASSERT_TRUE(f->PWrite(1 << 20, data).ok());
+  ASSERT_TRUE(f->Allocate(1 << 20, 1 << 20).ok());  // one written block, the rest a hole
+  EXPECT_GE(allocated(), 1u << 20);
+  EXPECT_LT(allocated(), 2u << 20);
+  std::vector<uint8_t> back(4096), zeros(4096, 0);
+  ASSERT_TRUE(f->PRead(1 << 20, back).ok());
+  EXPECT_EQ(back, data);
+  ASSERT_TRUE(f->PRead((1 << 20) + 4096, back).ok());
+  EXPECT_EQ(back, zeros);
+  ASSERT_TRUE(f->PunchHole(1 << 20, 1 << 20).ok());
+  const uint64_t punched = allocated();
+  ASSERT_TRUE(f->Allocate(1 << 20, 1 << 20).ok());
+  EXPECT_GE(allocated(), punched + (1u << 20));
+}
+
 TEST(FileStore, OpenFailsWithMessageForDirectory) {
   TempDir dir;
   std::filesystem::create_directory(dir.File("d"));
