@@ -126,6 +126,19 @@ class PosixFile final : public File {
     return Status::Ok();
   }
 
+  uint64_t NextData(uint64_t offset) override {
+    const off_t r = ::lseek(fd_, static_cast<off_t>(offset), SEEK_DATA);
+    if (r < 0) return errno == ENXIO ? UINT64_MAX : offset;
+    return static_cast<uint64_t>(r);
+  }
+
+  uint64_t NextHole(uint64_t offset) override {
+    const off_t r = ::lseek(fd_, static_cast<off_t>(offset), SEEK_HOLE);
+    if (r < 0) return Size();
+    return static_cast<uint64_t>(r);
+  }
+
+ private:
   // Whether every byte of the range has space (written, unwritten or delayed allocation),
   // asked of just the range: SEEK_HOLE would walk every extent from `offset` to the first hole,
   // which on a fragmented file (copy-on-write file systems) is the rest of the file. False when
@@ -148,19 +161,6 @@ class PosixFile final : public File {
     return false;
   }
 
-  uint64_t NextData(uint64_t offset) override {
-    const off_t r = ::lseek(fd_, static_cast<off_t>(offset), SEEK_DATA);
-    if (r < 0) return errno == ENXIO ? UINT64_MAX : offset;
-    return static_cast<uint64_t>(r);
-  }
-
-  uint64_t NextHole(uint64_t offset) override {
-    const off_t r = ::lseek(fd_, static_cast<off_t>(offset), SEEK_HOLE);
-    if (r < 0) return Size();
-    return static_cast<uint64_t>(r);
-  }
-
- private:
   const int fd_;
   const std::string path_;
 };
