@@ -40,6 +40,9 @@ Connection::Connection(Socket socket, ServerContext ctx, uint64_t id)
   peer_ = Endpoint(socket_.remote_endpoint(ec));
   local_ = Endpoint(socket_.local_endpoint(ec));
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  if (ctx_.send_buffer > 0) {
+    socket_.set_option(asio::socket_base::send_buffer_size(ctx_.send_buffer), ec);
+  }
   write_signal_.expires_at(std::chrono::steady_clock::time_point::max());
   drained_signal_.expires_at(std::chrono::steady_clock::time_point::max());
   ctx_.connections->fetch_add(1);

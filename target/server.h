@@ -49,6 +49,7 @@ class Server {
   std::vector<std::unique_ptr<TargetRuntime>> targets_;
   std::atomic<int> connections_{0};
   BufferBudget buffers_;
+  int send_buffer_ = 0;  // SO_SNDBUF for each connection; 0: autotuned
   boost::asio::io_context io_;
   boost::asio::thread_pool storage_pool_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;

@@ -21,6 +21,7 @@ struct ServerContext {
   boost::asio::thread_pool* storage_pool = nullptr;  // blocking storage work runs here
   std::atomic<int>* connections = nullptr;           // live connection count
   BufferBudget* buffers = nullptr;                   // command data, all connections
+  int send_buffer = 0;                               // SO_SNDBUF to set; 0: leave to autotuning
 
   [[nodiscard]] TargetRuntime* FindTarget(const config::Target* t) const {
     for (const auto& r : *targets) {

@@ -13,12 +13,13 @@
 namespace untorn::testing {
 namespace {
 
-// The largest value of a "min default max" TCP buffer sysctl, e.g. "net/ipv4/tcp_rmem".
+// The largest (last) value of a buffer sysctl: "min default max" ("net/ipv4/tcp_rmem") or a
+// single value ("net/core/wmem_max").
 size_t SysctlMax(const std::string& name) {
   std::ifstream f("/proc/sys/" + name);
-  size_t lo = 0, def = 0, hi = 0;
-  f >> lo >> def >> hi;
-  return hi != 0 ? hi : size_t{32} << 20;
+  size_t v = 0, last = 0;
+  while (f >> v) last = v;
+  return last != 0 ? last : size_t{32} << 20;
 }
 
 // A client that sends half a BHS and stalls is dropped when the login timeout runs out; the
@@ -167,9 +168,10 @@ TEST(RawProtocol, InitiatorThatNeverReadsIsHeldBackThenClosed) {
   RawClient c(d.port());
   ASSERT_TRUE(c.Login(kTargetIqn, {}));
   // What untornd may take from a client that never reads: its 8 MiB output queue, plus what
-  // the four socket buffers between them can hold (both directions autotune up to these).
-  const size_t most =
-      (size_t{8} << 20) + 2 * (SysctlMax("net/ipv4/tcp_rmem") + SysctlMax("net/ipv4/tcp_wmem"));
+  // the four socket buffers between them can hold (both directions autotune up to these; a
+  // send buffer untornd fixes can be twice net.core.wmem_max).
+  const size_t send = std::max(SysctlMax("net/ipv4/tcp_wmem"), 2 * SysctlMax("net/core/wmem_max"));
+  const size_t most = (size_t{8} << 20) + 2 * (SysctlMax("net/ipv4/tcp_rmem") + send);
   // Twice that in pings with 8 KiB data each, all immediate.
   std::vector<uint8_t> pings;
   const size_t count = std::max<size_t>(20000, 2 * most / 8192);
