@@ -18,10 +18,7 @@ Status FileStore::Open(const Options& o, std::unique_ptr<FileStore>* out) {
     if (Status s = file->Truncate(o.size_bytes); !s.ok()) return s;
   }
   if (!o.read_only && o.preallocate) {
-    if (Status s = file->Allocate(0, o.size_bytes); !s.ok()) {
-      return Status::Error(s.code(), "reserving the thick LUN's " + std::to_string(o.size_bytes) +
-                                         " bytes: " + s.message());
-    }
+    if (Status s = ReserveThick(*file, o.size_bytes); !s.ok()) return s;
   }
   out->reset(new FileStore(std::move(file), o));
   return Status::Ok();
@@ -108,6 +105,13 @@ Status FileStore::WriteFailed(Status s) {
 
 BlockStore::Extent FileStore::Provisioning(uint64_t offset, uint64_t max_length) {
   return ProvisionedExtent(*file_, size_bytes_, block_size_, offset, max_length);
+}
+
+Status ReserveThick(File& file, uint64_t size_bytes) {
+  const Status s = file.Allocate(0, size_bytes);
+  if (s.ok()) return s;
+  return Status::Error(s.code(), "reserving the thick LUN's " + std::to_string(size_bytes) +
+                                     " bytes: " + s.message());
 }
 
 BlockStore::Extent ProvisionedExtent(File& file, uint64_t size_bytes, uint32_t block_size,

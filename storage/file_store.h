@@ -54,6 +54,10 @@ class FileStore final : public BlockStore {
   RangeLock locks_;
 };
 
+// Reserves all of a thick LUN's file at open (Options::preallocate, here and in JournaledStore),
+// so that a full file system shows then, with the size in the message.
+Status ReserveThick(File& file, uint64_t size_bytes);
+
 // What Provisioning answers for a store over `file`: the run of blocks from `offset` (at most
 // `max_length` bytes) that is all mapped or all deallocated. Shared with JournaledStore.
 BlockStore::Extent ProvisionedExtent(File& file, uint64_t size_bytes, uint32_t block_size,

@@ -54,10 +54,7 @@ Status JournaledStore::Open(const Options& options, std::unique_ptr<JournaledSto
     if (Status s = data->Sync(); !s.ok()) return s;
   }
   if (!o.read_only && o.preallocate) {
-    if (Status s = data->Allocate(0, o.size_bytes); !s.ok()) {
-      return Status::Error(s.code(), "reserving the thick LUN's " + std::to_string(o.size_bytes) +
-                                         " bytes: " + s.message());
-    }
+    if (Status s = ReserveThick(*data, o.size_bytes); !s.ok()) return s;
   }
   // The superblock decides what the journal holds: without one, nothing in it is valid.
   journal::Superblock sb;
@@ -237,7 +234,7 @@ Status JournaledStore::CheckpointLocked(std::unique_lock<std::mutex>& lk) {
     retiring_.clear();
   }
   cv_.notify_all();
-  if (!s.ok()) return s.code() == Status::Code::kNoSpace ? s : Fail(s);
+  if (!s.ok()) return FailUnlessNoSpace(std::move(s));
   return Status::Ok();
 }
 
@@ -269,10 +266,11 @@ Status JournaledStore::Fail(Status s) {
   return s;
 }
 
-Status JournaledStore::DataWriteFailed(Status s) {
-  // ENOSPC leaves nothing behind that a later write or sync would trip over: the write is not
-  // acknowledged, whatever part of it reached the page cache is allowed by SBC for a failed
-  // write, and nothing journaled depends on it. Anything else may be a failing device.
+Status JournaledStore::FailUnlessNoSpace(Status s) {
+  // ENOSPC leaves nothing behind that a later write or sync would trip over: a data-file write
+  // is not acknowledged (whatever part of it reached the page cache SBC allows for a failed
+  // write) and nothing journaled depends on it; a superblock write that found no room leaves
+  // the old superblock standing. Anything else may be a failing device.
   if (s.code() == Status::Code::kNoSpace) return s;
   return Fail(std::move(s));
 }
@@ -418,7 +416,7 @@ bool JournaledStore::TryStartWrite(uint64_t offset, std::span<const uint8_t> dat
     Status s = data_->PWrite(offset, data);
     guard.reset();  // in the page cache: readers may see it; only durability is left
     if (!s.ok()) {
-      done(DataWriteFailed(std::move(s)));
+      done(FailUnlessNoSpace(std::move(s)));
     } else if (d == Durability::kCached) {
       done(Status::Ok());
     } else {
@@ -444,7 +442,7 @@ bool JournaledStore::TryStartWrite(uint64_t offset, std::span<const uint8_t> dat
 }
 
 Status JournaledStore::WriteData(uint64_t offset, std::span<const uint8_t> data, Durability d) {
-  if (Status s = data_->PWrite(offset, data); !s.ok()) return DataWriteFailed(std::move(s));
+  if (Status s = data_->PWrite(offset, data); !s.ok()) return FailUnlessNoSpace(std::move(s));
   if (d == Durability::kDurable) {
     const uint64_t ticket = data_sync_.CompletedUnordered();
     if (Status s = data_sync_.WaitDurable(ticket); !s.ok()) return Fail(s);
@@ -505,7 +503,7 @@ Status JournaledStore::Unmap(uint64_t offset, uint64_t length) {
       if (Status s = CheckpointLocked(lk); !s.ok()) return s;
     }
   }
-  if (Status s = data_->PunchHole(offset, length); !s.ok()) return DataWriteFailed(std::move(s));
+  if (Status s = data_->PunchHole(offset, length); !s.ok()) return FailUnlessNoSpace(std::move(s));
   return Status::Ok();
 }
 

@@ -119,7 +119,7 @@ class JournaledStore final : public BlockStore {
   Status CheckpointLocked(std::unique_lock<std::mutex>& lk);
   [[nodiscard]] bool OverlapsJournaled(uint64_t offset, uint64_t length) const;  // mu_ held
   Status Fail(Status s);
-  Status DataWriteFailed(Status s);  // a failed data-file write: sticky unless out of space
+  Status FailUnlessNoSpace(Status s);  // a failed write: sticky (Fail) unless out of space
   void BackgroundLoop();
 
   const Options options_;
