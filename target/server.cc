@@ -50,6 +50,8 @@ int FixedSendBuffer() {
   const uint64_t autotune_max = SysctlLast("/proc/sys/net/ipv4/tcp_wmem");
   const uint64_t ask = std::min<uint64_t>(wmem_max, 4 << 20);
   if (ask == 0 || autotune_max == 0 || 2 * ask < autotune_max) return 0;
+  UNTORN_LOG_INFO("TCP send buffer per connection: ", HumanSize(2 * ask), " (SO_SNDBUF ", ask,
+                  "; autotuning would stop at ", autotune_max, " bytes)");
   return static_cast<int>(ask);
 }
 
@@ -179,11 +181,6 @@ bool Server::Open() {
     acceptors_.push_back(std::move(acceptor));
   }
   send_buffer_ = FixedSendBuffer();
-  if (send_buffer_ > 0) {
-    UNTORN_LOG_INFO("TCP send buffer per connection: ", HumanSize(2 * uint64_t(send_buffer_)),
-                    " (SO_SNDBUF ", send_buffer_, "; autotuning would stop at ",
-                    SysctlLast("/proc/sys/net/ipv4/tcp_wmem"), " bytes)");
-  }
   if (!config_.metrics.empty()) {
     config::Portal mp;
     std::string error;
