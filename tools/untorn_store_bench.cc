@@ -84,8 +84,6 @@ void Print(const char* what, int depth, const Result& r) {
   std::printf("\n");
 }
 
-}  // namespace
-
 // Group-commit batch size: writes made durable per sync (0 when there was no sync).
 double PerSync(uint64_t writes, uint64_t syncs) {
   return syncs == 0 ? 0 : static_cast<double>(writes) / static_cast<double>(syncs);
@@ -116,6 +114,8 @@ int Usage() {
                "                          [--depths 1,8,32] [--only atomic|fua|raw]\n");
   return 2;
 }
+
+}  // namespace
 
 int main(int argc, char** argv) {
   std::string dir = "/tmp", only;
@@ -156,13 +156,15 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(base);
   std::printf("untorn-store-bench: %u-byte random writes over %llu MiB in %s, %.1f s per run\n",
               io_size, static_cast<unsigned long long>(lun_size >> 20), base.c_str(), seconds);
-  const bool all = only.empty();
-  std::unique_ptr<JournaledStore> store;
-  if (!Prefill(base + "/raw.img") || ((all || only != "raw") && !Prefill(base + "/lun.img"))) {
+  const auto measures = [&](const char* kind) { return only.empty() || only == kind; };
+  const bool need_store = measures("atomic") || measures("fua");
+  if ((measures("raw") && !Prefill(base + "/raw.img")) ||
+      (need_store && !Prefill(base + "/lun.img"))) {
     std::fprintf(stderr, "untorn-store-bench: cannot write the files in %s\n", base.c_str());
     return 1;
   }
-  if (all || only != "raw") {
+  std::unique_ptr<JournaledStore> store;
+  if (need_store) {
     JournaledStore::Options o;
     o.data_path = base + "/lun.img";
     o.size_bytes = lun_size;
@@ -172,10 +174,10 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  const int raw = ::open((base + "/raw.img").c_str(), O_RDWR | O_CREAT, 0644);
-  if (raw < 0 || ::ftruncate(raw, static_cast<off_t>(lun_size)) != 0) return 1;
+  const int raw = measures("raw") ? ::open((base + "/raw.img").c_str(), O_RDWR) : -1;
+  if (measures("raw") && raw < 0) return 1;
   for (int depth : depths) {
-    if (all || only == "atomic") {
+    if (measures("atomic")) {
       const auto before = store->stats();
       Result a = Run(depth, seconds, [&](uint64_t off, std::vector<uint8_t>& b) {
         return store->WriteAtomic(off, b, Durability::kDurable).ok();
@@ -185,7 +187,7 @@ int main(int argc, char** argv) {
                         after.journal_syncs - before.journal_syncs);
       Print("atomic (journaled)", depth, a);
     }
-    if (all || only == "fua") {
+    if (measures("fua")) {
       const auto b0 = store->stats();
       Result f = Run(depth, seconds, [&](uint64_t off, std::vector<uint8_t>& b) {
         return store->Write(off, b, Durability::kDurable).ok();
@@ -194,7 +196,7 @@ int main(int argc, char** argv) {
       f.batch = PerSync(b1.data_sync_waiters - b0.data_sync_waiters, b1.data_syncs - b0.data_syncs);
       Print("plain FUA", depth, f);
     }
-    if (all || only == "raw") {
+    if (measures("raw")) {
       Result r = Run(depth, seconds, [&](uint64_t off, std::vector<uint8_t>& b) {
         return ::pwrite(raw, b.data(), b.size(), static_cast<off_t>(off)) ==
                    static_cast<ssize_t>(b.size()) &&
@@ -203,7 +205,7 @@ int main(int argc, char** argv) {
       Print("raw pwrite+fdatasync", depth, r);
     }
   }
-  ::close(raw);
+  if (raw >= 0) ::close(raw);
   store.reset();
   std::filesystem::remove_all(base);
   return 0;
