@@ -1,9 +1,11 @@
 #include "raw_client.h"
 
 #include <arpa/inet.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,21 +45,31 @@ void RawClient::SendRaw(const std::vector<uint8_t>& bytes) {
   }
 }
 
-size_t RawClient::SendFor(const std::vector<uint8_t>& bytes, int timeout_ms) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+size_t RawClient::SendFor(std::span<const uint8_t> bytes, int timeout_ms, int stall_ms) {
+  using Clock = std::chrono::steady_clock;
+  const auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  auto moved = Clock::now();  // when the peer last took something
+  int queued = -1;            // bytes in our send queue the peer has not taken (SIOCOUTQ)
   size_t done = 0;
-  while (fd_ >= 0 && done < bytes.size()) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          end - std::chrono::steady_clock::now())
-                          .count();
-    if (left <= 0) break;
+  while (fd_ >= 0 && done < bytes.size() && Clock::now() < end) {
+    // Progress is what leaves our send queue, sampled every 100 ms: POLLOUT alone only wakes
+    // once much of a large send buffer is free, which a slow peer can take seconds to reach.
+    int outq = 0;
+    if (::ioctl(fd_, SIOCOUTQ, &outq) == 0 && outq != queued) {
+      queued = outq;
+      moved = Clock::now();
+    }
+    if (stall_ms > 0 && Clock::now() - moved >= std::chrono::milliseconds(stall_ms)) break;
     pollfd pfd{fd_, POLLOUT, 0};
-    if (::poll(&pfd, 1, static_cast<int>(left)) <= 0) break;
+    const int r = ::poll(&pfd, 1, 100);
+    if (r < 0 && errno != EINTR) break;
+    if (r <= 0) continue;
     const ssize_t n =
         ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
     if (n <= 0) break;
     done += static_cast<size_t>(n);
+    moved = Clock::now();
   }
   return done;
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -25,8 +26,9 @@ class RawClient {
   // The bytes Send would put on the wire (lengths filled in, digests as negotiated).
   [[nodiscard]] std::vector<uint8_t> Frame(protocol::Pdu pdu) const;
   void SendRaw(const std::vector<uint8_t>& bytes);
-  // Sends as much of `bytes` as the peer takes within `timeout_ms`; returns how much that was.
-  size_t SendFor(const std::vector<uint8_t>& bytes, int timeout_ms);
+  // Sends as much of `bytes` as the peer takes within `timeout_ms`, or (stall_ms > 0) until it
+  // has taken nothing for `stall_ms`; returns how much that was.
+  size_t SendFor(std::span<const uint8_t> bytes, int timeout_ms, int stall_ms = 0);
   // Next PDU, or nullopt on close/timeout (milliseconds). Checks digests when on.
   std::optional<protocol::Pdu> Receive(int timeout_ms = 5000);
   // True if the peer closes the connection within `timeout_ms` (data that arrives first is
