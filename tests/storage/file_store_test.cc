@@ -156,6 +156,25 @@ TEST(PosixFile, AllocateReservesTheHolesOfTheRangeOnly) {
   EXPECT_GE(allocated(), punched + (1u << 20));
 }
 
+TEST(PosixFile, AllocateReservesAgainWhatATruncateDropped) {
+  // Allocate remembers what it reserved; a shrinking truncate must make it forget.
+  TempDir dir;
+  std::unique_ptr<File> f;
+  ASSERT_TRUE(PosixFileSystem()->Open(dir.File("a.img"), true, false, &f).ok());
+  ASSERT_TRUE(f->Truncate(4 << 20).ok());
+  ASSERT_TRUE(f->Allocate(2 << 20, 1 << 20).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.File("a.img").c_str(), &st), 0);
+  EXPECT_GE(static_cast<uint64_t>(st.st_blocks) * 512, 1u << 20);
+  ASSERT_TRUE(f->Truncate(1 << 20).ok());
+  ASSERT_TRUE(f->Truncate(4 << 20).ok());
+  ASSERT_EQ(::stat(dir.File("a.img").c_str(), &st), 0);
+  EXPECT_EQ(st.st_blocks, 0);
+  ASSERT_TRUE(f->Allocate(2 << 20, 1 << 20).ok());
+  ASSERT_EQ(::stat(dir.File("a.img").c_str(), &st), 0);
+  EXPECT_GE(static_cast<uint64_t>(st.st_blocks) * 512, 1u << 20);
+}
+
 TEST(FileStore, OpenFailsWithMessageForDirectory) {
   TempDir dir;
   std::filesystem::create_directory(dir.File("d"));
