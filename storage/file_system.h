@@ -49,6 +49,15 @@ class FileSystem {
   virtual Status Remove(const std::string& path) = 0;
   // Makes renames and creations in the directory of `path` durable.
   virtual Status SyncDir(const std::string& path) = 0;
+  // Opens an existing file for a log written in place: PWrites (offsets and lengths in
+  // 512-byte units) are kept in memory and go to the device at the next Sync, straight, past
+  // the page cache, contiguous ones in one request; reads and the other calls see them. The
+  // journal's group commit then costs one copy of each record, not a page-cache copy and its
+  // writeback. Where the file system cannot write straight (no O_DIRECT, larger alignment),
+  // and by default, the file is opened as Open does; what a Sync makes durable is the same.
+  virtual Status OpenLog(const std::string& path, std::unique_ptr<File>* out) {
+    return Open(path, false, false, out);
+  }
 };
 
 // The real file system.

@@ -111,6 +111,10 @@ Status JournaledStore::Open(const Options& options, std::unique_ptr<JournaledSto
     }
     // Start a new epoch: whatever the journal holds is now stale.
     if (Status s = store->StartEpoch(); !s.ok()) return s;
+    // Appends from here on: records kept in memory until a group commit writes them, straight.
+    std::unique_ptr<File> log;
+    if (Status s = o.fs->OpenLog(JournalPath(o.data_path), &log); !s.ok()) return s;
+    store->journal_ = std::move(log);
   }
   store->journal_sync_ =
       std::make_unique<GroupSync>(store->journal_.get(), store->last_sequence_ + 1);

@@ -125,7 +125,7 @@ class JournaledStore final : public BlockStore {
   const Options options_;
   FileSystem* const fs_;
   const std::unique_ptr<File> data_;
-  const std::unique_ptr<File> journal_;
+  std::unique_ptr<File> journal_;  // set before the first append (Open), then unchanged
   RangeLock locks_;
   GroupSync data_sync_;
   std::unique_ptr<GroupSync> journal_sync_;

@@ -10,8 +10,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <vector>
 
 #include "storage/allocation_map.h"
@@ -190,6 +193,164 @@ class PosixFile final : public File {
   std::atomic<bool> cannot_reserve_{false};  // fallocate said EOPNOTSUPP
 };
 
+// OpenLog's file (file_system.h): a PosixFile for reads and everything else, and a second
+// descriptor, opened O_DIRECT, that the writes kept in memory go through at Sync.
+class LogFile final : public File {
+ public:
+  LogFile(std::unique_ptr<File> file, int direct_fd, std::string path, size_t mem_align)
+      : file_(std::move(file)),
+        direct_fd_(direct_fd),
+        path_(std::move(path)),
+        mem_align_(mem_align) {}
+  ~LogFile() override {
+    // Written, not synced: as a buffered file's unsynced writes would be at close.
+    std::lock_guard lk(sync_mu_);
+    (void)WriteKeptLocked();
+    ::close(direct_fd_);
+  }
+
+  Status PWrite(uint64_t offset, std::span<const uint8_t> data) override {
+    if (offset % kUnit != 0 || data.size() % kUnit != 0) {
+      return Status::Error(Status::Code::kInvalid, "log write not in 512-byte units: " + path_);
+    }
+    if (data.empty()) return Status::Ok();
+    Kept k{offset, data.size(),
+           Buffer(static_cast<uint8_t*>(
+               std::aligned_alloc(mem_align_, RoundUp(data.size(), mem_align_))))};
+    if (k.data == nullptr) return Status::Error(Status::Code::kIoError, "out of memory");
+    std::memcpy(k.data.get(), data.data(), data.size());
+    std::unique_lock lk(mu_);
+    if (OverlapsKeptLocked(offset, data.size())) {
+      // Rewriting what is kept (never done by the journal): the older write goes out first.
+      lk.unlock();
+      std::lock_guard sl(sync_mu_);
+      if (Status s = WriteKeptLocked(); !s.ok()) return s;
+      lk.lock();
+    }
+    kept_.emplace(offset, std::move(k));
+    return Status::Ok();
+  }
+
+  Status Sync() override {
+    std::lock_guard lk(sync_mu_);
+    Status s = WriteKeptLocked();
+    if (s.ok()) s = file_->Sync();  // same inode: fdatasync flushes the device's cache
+    if (!s.ok()) failed_ = true;
+    return s;
+  }
+
+  Status PRead(uint64_t offset, std::span<uint8_t> out) override {
+    if (Status s = WriteKept(); !s.ok()) return s;
+    return file_->PRead(offset, out);
+  }
+  Status Truncate(uint64_t size) override {
+    if (Status s = WriteKept(); !s.ok()) return s;
+    return file_->Truncate(size);
+  }
+  Status Allocate(uint64_t offset, uint64_t length) override {
+    return file_->Allocate(offset, length);
+  }
+  uint64_t Size() override {
+    (void)WriteKept();
+    return file_->Size();
+  }
+  Status PunchHole(uint64_t offset, uint64_t length) override {
+    if (Status s = WriteKept(); !s.ok()) return s;
+    return file_->PunchHole(offset, length);
+  }
+  uint64_t NextData(uint64_t offset) override {
+    (void)WriteKept();
+    return file_->NextData(offset);
+  }
+  uint64_t NextHole(uint64_t offset) override {
+    (void)WriteKept();
+    return file_->NextHole(offset);
+  }
+
+ private:
+  static constexpr uint64_t kUnit = 512;
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  using Buffer = std::unique_ptr<uint8_t, Free>;
+  struct Kept {
+    uint64_t offset;
+    size_t length;
+    Buffer data;
+  };
+
+  static size_t RoundUp(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+  bool OverlapsKeptLocked(uint64_t offset, uint64_t length) const {
+    auto it = kept_.lower_bound(offset);
+    if (it != kept_.end() && it->first < offset + length) return true;
+    return it != kept_.begin() &&
+           std::prev(it)->second.offset + std::prev(it)->second.length > offset;
+  }
+
+  Status WriteKept() {
+    std::lock_guard lk(sync_mu_);
+    return WriteKeptLocked();
+  }
+
+  // sync_mu_ held: writes what is kept, each run of contiguous writes in as few pwritev calls
+  // as IOV_MAX allows. A failure is sticky: what was kept is gone, so no later Sync may succeed.
+  Status WriteKeptLocked() {
+    if (failed_) return Status::Error(Status::Code::kSyncFailed, "an earlier log write failed");
+    std::map<uint64_t, Kept> batch;
+    {
+      std::lock_guard lk(mu_);
+      batch.swap(kept_);
+    }
+    std::vector<iovec> iov;
+    auto it = batch.begin();
+    while (it != batch.end()) {
+      const uint64_t start = it->first;
+      uint64_t end = start;
+      iov.clear();
+      while (it != batch.end() && it->first == end && iov.size() < IOV_MAX) {
+        iov.push_back({it->second.data.get(), it->second.length});
+        end += it->second.length;
+        ++it;
+      }
+      if (Status s = WriteAll(start, iov); !s.ok()) {
+        failed_ = true;
+        return s;
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status WriteAll(uint64_t offset, std::vector<iovec>& iov) {
+    size_t first = 0;
+    while (first < iov.size()) {
+      const ssize_t n = ::pwritev(direct_fd_, iov.data() + first,
+                                  static_cast<int>(iov.size() - first), static_cast<off_t>(offset));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return WriteErrno("pwritev (O_DIRECT) " + path_);
+      if (n == 0) return Status::Error(Status::Code::kIoError, "pwritev wrote nothing: " + path_);
+      offset += static_cast<uint64_t>(n);
+      for (auto left = static_cast<size_t>(n); left > 0;) {  // a short write: go on after it
+        const size_t used = std::min(left, iov[first].iov_len);
+        iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + used;
+        iov[first].iov_len -= used;
+        left -= used;
+        if (iov[first].iov_len == 0) ++first;
+      }
+    }
+    return Status::Ok();
+  }
+
+  const std::unique_ptr<File> file_;
+  const int direct_fd_;
+  const std::string path_;
+  const size_t mem_align_;
+  std::mutex sync_mu_;   // one writer of what is kept at a time; taken before mu_
+  bool failed_ = false;  // guarded by sync_mu_
+  std::mutex mu_;
+  std::map<uint64_t, Kept> kept_;  // guarded by mu_: by offset, disjoint
+};
+
 class Posix final : public FileSystem {
  public:
   Status Open(const std::string& path, bool create, bool read_only,
@@ -204,6 +365,26 @@ class Posix final : public FileSystem {
       return Status::Error(Status::Code::kInvalid, path + " is not a regular file");
     }
     *out = std::make_unique<PosixFile>(fd, path, static_cast<uint64_t>(st.st_size));
+    return Status::Ok();
+  }
+
+  Status OpenLog(const std::string& path, std::unique_ptr<File>* out) override {
+    std::unique_ptr<File> file;
+    if (Status s = Open(path, false, false, &file); !s.ok()) return s;
+    // Straight writes need the file system to take 512-byte offsets (statx, Linux 6.1+).
+    struct statx st {};
+    if (::statx(AT_FDCWD, path.c_str(), 0, STATX_DIOALIGN, &st) != 0 ||
+        (st.stx_mask & STATX_DIOALIGN) == 0 || st.stx_dio_offset_align == 0 ||
+        st.stx_dio_offset_align > 512 || st.stx_dio_mem_align > 4096) {
+      *out = std::move(file);
+      return Status::Ok();
+    }
+    const int fd = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (fd < 0) {
+      *out = std::move(file);
+      return Status::Ok();
+    }
+    *out = std::make_unique<LogFile>(std::move(file), fd, path, 4096);
     return Status::Ok();
   }
 
