@@ -23,6 +23,10 @@ class File {
   virtual Status PWrite(uint64_t offset, std::span<const uint8_t> data) = 0;
   // Makes every completed PWrite and Truncate durable (fdatasync).
   virtual Status Sync() = 0;
+  // Writes the range's dirty cached pages to the device and waits for them, without a
+  // device flush or metadata: durable only after a later Sync, which then has less to do
+  // (sync_file_range). The default does nothing.
+  virtual Status WriteBack(uint64_t /*offset*/, uint64_t /*length*/) { return Status::Ok(); }
   virtual Status Truncate(uint64_t size) = 0;
   // Reserves space for the range, so that PWrites inside it cannot fail for want of room
   // (fallocate): kNoSpace when the file system has none. Ranges already allocated cost a lookup.

@@ -95,6 +95,16 @@ class PosixFile final : public File {
     return Status::Ok();
   }
 
+  Status WriteBack(uint64_t offset, uint64_t length) override {
+    constexpr unsigned kFlags =
+        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
+    if (::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(length), kFlags) !=
+        0) {
+      return Errno(Status::Code::kSyncFailed, "sync_file_range " + path_);
+    }
+    return Status::Ok();
+  }
+
   Status Truncate(uint64_t size) override {
     const uint64_t all = std::numeric_limits<uint64_t>::max() - size;
     allocated_.Forget(size, all);  // before and after: see AllocationMap
@@ -246,6 +256,10 @@ class LogFile final : public File {
   Status Truncate(uint64_t size) override {
     if (Status s = WriteKept(); !s.ok()) return s;
     return file_->Truncate(size);
+  }
+  Status WriteBack(uint64_t offset, uint64_t length) override {
+    if (Status s = WriteKept(); !s.ok()) return s;
+    return file_->WriteBack(offset, length);
   }
   Status Allocate(uint64_t offset, uint64_t length) override {
     return file_->Allocate(offset, length);
