@@ -13,22 +13,10 @@
 
 #include "storage/mem_file_system.h"
 #include "storage/range_lock.h"
+#include "tests/storage/temp_dir.h"
 
 namespace untorn::storage {
 namespace {
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/untorn-test-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  [[nodiscard]] std::string File(const char* name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 std::unique_ptr<FileStore> OpenStore(const std::string& path, uint64_t size = 1 << 20) {
   std::unique_ptr<FileStore> s;

@@ -13,22 +13,10 @@
 
 #include "storage/file_system.h"
 #include "storage/journaled_store.h"
+#include "tests/storage/temp_dir.h"
 
 namespace untorn::storage {
 namespace {
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/untorn-log-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  [[nodiscard]] std::string File(const char* name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
   std::vector<uint8_t> v(n);
@@ -44,6 +32,14 @@ std::unique_ptr<File> MakeFile(const std::string& path, uint64_t size) {
   return f;
 }
 
+// A file of `size` zero bytes, written and synced, opened again as a log.
+std::unique_ptr<File> MakeLog(const std::string& path, uint64_t size) {
+  MakeFile(path, size);
+  std::unique_ptr<File> log;
+  EXPECT_TRUE(PosixFileSystem()->OpenLog(path, &log).ok());
+  return log;
+}
+
 std::vector<uint8_t> ReadFresh(const std::string& path, uint64_t offset, size_t n) {
   std::unique_ptr<File> f;
   EXPECT_TRUE(PosixFileSystem()->Open(path, false, true, &f).ok());
@@ -55,9 +51,8 @@ std::vector<uint8_t> ReadFresh(const std::string& path, uint64_t offset, size_t 
 TEST(LogFile, WritesAreReadBackBeforeSyncAndOnDiskAfter) {
   TempDir dir;
   const std::string path = dir.File("log");
-  MakeFile(path, 1 << 20);
-  std::unique_ptr<File> log;
-  ASSERT_TRUE(PosixFileSystem()->OpenLog(path, &log).ok());
+  const std::unique_ptr<File> log = MakeLog(path, 1 << 20);
+  ASSERT_NE(log, nullptr);
   const auto a = Pattern(4096 + 512, 1);
   const auto b = Pattern(1536, 2);
   ASSERT_TRUE(log->PWrite(8192, a).ok());
@@ -78,9 +73,8 @@ TEST(LogFile, WritesAreReadBackBeforeSyncAndOnDiskAfter) {
 TEST(LogFile, ALaterWriteOfKeptBytesWins) {
   TempDir dir;
   const std::string path = dir.File("log");
-  MakeFile(path, 1 << 20);
-  std::unique_ptr<File> log;
-  ASSERT_TRUE(PosixFileSystem()->OpenLog(path, &log).ok());
+  const std::unique_ptr<File> log = MakeLog(path, 1 << 20);
+  ASSERT_NE(log, nullptr);
   ASSERT_TRUE(log->PWrite(4096, Pattern(4096, 1)).ok());
   const auto second = Pattern(1024, 9);
   ASSERT_TRUE(log->PWrite(4096 + 512, second).ok());  // inside the kept write
@@ -93,9 +87,8 @@ TEST(LogFile, ALaterWriteOfKeptBytesWins) {
 TEST(LogFile, RefusesWritesNotIn512ByteUnits) {
   TempDir dir;
   const std::string path = dir.File("log");
-  MakeFile(path, 1 << 20);
-  std::unique_ptr<File> log;
-  ASSERT_TRUE(PosixFileSystem()->OpenLog(path, &log).ok());
+  const std::unique_ptr<File> log = MakeLog(path, 1 << 20);
+  ASSERT_NE(log, nullptr);
   // Refused only where the writes really go straight; a buffered fallback takes any write.
   const Status odd_offset = log->PWrite(100, Pattern(512, 1));
   const Status odd_length = log->PWrite(512, Pattern(100, 1));
@@ -110,9 +103,8 @@ TEST(LogFile, MoreContiguousWritesThanOnePwritevTakes) {
   TempDir dir;
   const std::string path = dir.File("log");
   constexpr size_t kWrites = 2500;  // IOV_MAX is 1024
-  MakeFile(path, kWrites * 512);
-  std::unique_ptr<File> log;
-  ASSERT_TRUE(PosixFileSystem()->OpenLog(path, &log).ok());
+  const std::unique_ptr<File> log = MakeLog(path, kWrites * 512);
+  ASSERT_NE(log, nullptr);
   for (size_t i = 0; i < kWrites; ++i) {
     ASSERT_TRUE(log->PWrite(i * 512, Pattern(512, static_cast<uint8_t>(i))).ok());
   }
