@@ -230,11 +230,13 @@ class LogFile final : public File {
     if (k.data == nullptr) return Status::Error(Status::Code::kIoError, "out of memory");
     std::memcpy(k.data.get(), data.data(), data.size());
     std::unique_lock lk(mu_);
-    if (OverlapsKeptLocked(offset, data.size())) {
+    while (OverlapsKeptLocked(offset, data.size())) {
       // Rewriting what is kept (never done by the journal): the older write goes out first.
       lk.unlock();
-      std::lock_guard sl(sync_mu_);
-      if (Status s = WriteKeptLocked(); !s.ok()) return s;
+      {
+        std::lock_guard sl(sync_mu_);
+        if (Status s = WriteKeptLocked(); !s.ok()) return s;
+      }
       lk.lock();
     }
     kept_.emplace(offset, std::move(k));
@@ -310,12 +312,13 @@ class LogFile final : public File {
   // sync_mu_ held: writes what is kept, each run of contiguous writes in as few pwritev calls
   // as IOV_MAX allows. A failure is sticky: what was kept is gone, so no later Sync may succeed.
   Status WriteKeptLocked() {
-    if (failed_) return Status::Error(Status::Code::kSyncFailed, "an earlier log write failed");
     std::map<uint64_t, Kept> batch;
     {
       std::lock_guard lk(mu_);
       batch.swap(kept_);
     }
+    // After a failure, what is written is dropped (never to be made durable), not kept.
+    if (failed_) return Status::Error(Status::Code::kSyncFailed, "an earlier log write failed");
     std::vector<iovec> iov;
     auto it = batch.begin();
     while (it != batch.end()) {
