@@ -2,7 +2,8 @@
 // journal and a superblock beside it (docs/journal-format.md).
 //
 // - WriteAtomic appends one checksummed record, waits for group commit to make it (and every
-//   earlier record) durable, then applies it to the data file. An exclusive LBA range lock is
+//   earlier record) durable, then applies it to the data file. Records are written through
+//   FileSystem::OpenLog: kept in memory, written straight to the device by the group commit. An exclusive LBA range lock is
 //   held from before the append until after the apply, so overlapping reads see all old or all
 //   new data, and overlapping writes are ordered.
 // - Plain writes go straight to the data file, unless they overlap a range journaled since the
@@ -11,7 +12,8 @@
 //   of the data file.
 // - The journal is circular. A background checkpoint (or a writer that finds the journal full)
 //   notes the last record reserved, waits until that record and all before it are applied,
-//   syncs the data file and writes the superblock (temp file + fsync + rename + directory
+//   syncs the data file (written back a window of ranges at a time first, so the journal's
+//   group commits do not queue behind all of it) and writes the superblock (temp file + fsync + rename + directory
 //   fsync) naming that record and where the next one starts; the space before it is then
 //   reused. Appends go on while a checkpoint runs; only a full journal makes writers wait.
 // - Open() recovers before anything is served: replays the records of the superblock's epoch in
