@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "storage/status.h"
 
@@ -21,6 +23,10 @@ class File {
   // it would block, and `out` is then unspecified. The default never tries.
   [[nodiscard]] virtual bool TryPReadNoWait(uint64_t, std::span<uint8_t>) { return false; }
   virtual Status PWrite(uint64_t offset, std::span<const uint8_t> data) = 0;
+  // One PWrite of the parts one after another (a record's header, payload and padding). The
+  // default joins them in a buffer; a file that copies its writes anyway joins them there.
+  virtual Status PWriteParts(uint64_t offset,
+                             std::initializer_list<std::span<const uint8_t>> parts);
   // Makes every completed PWrite and Truncate durable (fdatasync).
   virtual Status Sync() = 0;
   // Writes the range's dirty cached pages to the device and waits for them, without a
@@ -40,6 +46,13 @@ class File {
   // First byte at or after `offset` that is a hole (or the size).
   [[nodiscard]] virtual uint64_t NextHole(uint64_t offset) = 0;
 };
+
+inline Status File::PWriteParts(uint64_t offset,
+                                std::initializer_list<std::span<const uint8_t>> parts) {
+  std::vector<uint8_t> joined;
+  for (const auto& part : parts) joined.insert(joined.end(), part.begin(), part.end());
+  return PWrite(offset, joined);
+}
 
 class FileSystem {
  public:

@@ -30,18 +30,27 @@ uint32_t Crc(Bytes header, Bytes payload) {
 
 }  // namespace
 
+std::array<uint8_t, kHeaderSize> EncodeRecordHeader(RecordKind kind, uint64_t epoch,
+                                                    uint64_t sequence, uint64_t offset,
+                                                    Bytes payload) {
+  std::array<uint8_t, kHeaderSize> h{};
+  StoreLe32(h, 0, kRecordMagic);
+  StoreLe16(h, 4, kVersion);
+  StoreLe16(h, 6, static_cast<uint16_t>(kind));
+  StoreLe64(h, 8, epoch);
+  StoreLe64(h, 16, sequence);
+  StoreLe64(h, 24, offset);
+  StoreLe32(h, 32, static_cast<uint32_t>(payload.size()));
+  StoreLe32(h, 40, Crc(h, payload));
+  return h;
+}
+
 std::vector<uint8_t> EncodeRecord(RecordKind kind, uint64_t epoch, uint64_t sequence,
                                   uint64_t offset, Bytes payload) {
   std::vector<uint8_t> r(RecordSpan(static_cast<uint32_t>(payload.size())), 0);
-  StoreLe32(r, 0, kRecordMagic);
-  StoreLe16(r, 4, kVersion);
-  StoreLe16(r, 6, static_cast<uint16_t>(kind));
-  StoreLe64(r, 8, epoch);
-  StoreLe64(r, 16, sequence);
-  StoreLe64(r, 24, offset);
-  StoreLe32(r, 32, static_cast<uint32_t>(payload.size()));
+  const auto h = EncodeRecordHeader(kind, epoch, sequence, offset, payload);
+  std::copy(h.begin(), h.end(), r.begin());
   std::copy(payload.begin(), payload.end(), r.begin() + kHeaderSize);
-  StoreLe32(r, 40, Crc(Bytes(r).first(kHeaderSize), payload));
   return r;
 }
 

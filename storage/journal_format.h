@@ -3,6 +3,7 @@
 // all integers little-endian.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -40,6 +41,11 @@ struct RecordHeader {
   return (kHeaderSize + payload + kRecordAlign - 1) / kRecordAlign * kRecordAlign;
 }
 
+// The header of a record carrying `payload`, CRC filled in; the record on disk is this, the
+// payload, then zeros to RecordSpan(payload.size()).
+[[nodiscard]] std::array<uint8_t, kHeaderSize> EncodeRecordHeader(RecordKind kind, uint64_t epoch,
+                                                                  uint64_t sequence,
+                                                                  uint64_t offset, Bytes payload);
 // The whole record, padded to RecordSpan(payload.size()), CRC filled in.
 [[nodiscard]] std::vector<uint8_t> EncodeRecord(RecordKind kind, uint64_t epoch, uint64_t sequence,
                                                 uint64_t offset, Bytes payload);

@@ -1,6 +1,7 @@
 #include "storage/journaled_store.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <utility>
 #include <vector>
@@ -367,8 +368,11 @@ Status JournaledStore::CheckRecordSize(uint64_t length) const {
 
 Status JournaledStore::WriteRecord(RecordKind kind, const Slot& slot, uint64_t offset,
                                    std::span<const uint8_t> data) {
-  const auto record = journal::EncodeRecord(kind, slot.epoch, slot.sequence, offset, data);
-  const Status s = journal_->PWrite(slot.at, record);
+  static constexpr std::array<uint8_t, journal::kRecordAlign> kZeros{};
+  const auto header = journal::EncodeRecordHeader(kind, slot.epoch, slot.sequence, offset, data);
+  const size_t padding =
+      journal::RecordSpan(static_cast<uint32_t>(data.size())) - header.size() - data.size();
+  const Status s = journal_->PWriteParts(slot.at, {header, data, std::span(kZeros).first(padding)});
   // Marked even when it failed, so later writers' waits fail rather than hang.
   journal_sync_->MarkWritten(slot.sequence);
   return s;

@@ -3,9 +3,9 @@
 //
 // - WriteAtomic appends one checksummed record, waits for group commit to make it (and every
 //   earlier record) durable, then applies it to the data file. Records are written through
-//   FileSystem::OpenLog: kept in memory, written straight to the device by the group commit. An exclusive LBA range lock is
-//   held from before the append until after the apply, so overlapping reads see all old or all
-//   new data, and overlapping writes are ordered.
+//   FileSystem::OpenLog: kept in memory, written straight to the device by the group commit. An
+//   exclusive LBA range lock is held from before the append until after the apply, so overlapping
+//   reads see all old or all new data, and overlapping writes are ordered.
 // - Plain writes go straight to the data file, unless they overlap a range journaled since the
 //   last checkpoint: then they are journaled too, so replay can never revert them.
 // - Durable plain writes (FUA, or write cache off) and Flush share a group-committed fdatasync
@@ -13,9 +13,9 @@
 // - The journal is circular. A background checkpoint (or a writer that finds the journal full)
 //   notes the last record reserved, waits until that record and all before it are applied,
 //   syncs the data file (written back a window of ranges at a time first, so the journal's
-//   group commits do not queue behind all of it) and writes the superblock (temp file + fsync + rename + directory
-//   fsync) naming that record and where the next one starts; the space before it is then
-//   reused. Appends go on while a checkpoint runs; only a full journal makes writers wait.
+//   group commits do not queue behind all of it) and writes the superblock (temp file + fsync +
+//   rename + directory fsync) naming that record and where the next one starts; the space before it
+//   is then reused. Appends go on while a checkpoint runs; only a full journal makes writers wait.
 // - Open() recovers before anything is served: replays the records of the superblock's epoch in
 //   sequence order from the superblock's start offset, stops at the first torn, corrupt, stale
 //   or out-of-sequence record, syncs, and starts a new epoch with an empty journal.

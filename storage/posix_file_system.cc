@@ -220,17 +220,28 @@ class LogFile final : public File {
   }
 
   Status PWrite(uint64_t offset, std::span<const uint8_t> data) override {
-    if (offset % kUnit != 0 || data.size() % kUnit != 0) {
+    return PWriteParts(offset, {data});
+  }
+
+  Status PWriteParts(uint64_t offset,
+                     std::initializer_list<std::span<const uint8_t>> parts) override {
+    size_t length = 0;
+    for (const auto& part : parts) length += part.size();
+    if (offset % kUnit != 0 || length % kUnit != 0) {
       return Status::Error(Status::Code::kInvalid, "log write not in 512-byte units: " + path_);
     }
-    if (data.empty()) return Status::Ok();
-    Kept k{offset, data.size(),
-           Buffer(static_cast<uint8_t*>(
-               std::aligned_alloc(mem_align_, RoundUp(data.size(), mem_align_))))};
+    if (length == 0) return Status::Ok();
+    Kept k{
+        offset, length,
+        Buffer(static_cast<uint8_t*>(std::aligned_alloc(mem_align_, RoundUp(length, mem_align_))))};
     if (k.data == nullptr) return Status::Error(Status::Code::kIoError, "out of memory");
-    std::memcpy(k.data.get(), data.data(), data.size());
+    size_t at = 0;
+    for (const auto& part : parts) {
+      if (!part.empty()) std::memcpy(k.data.get() + at, part.data(), part.size());
+      at += part.size();
+    }
     std::unique_lock lk(mu_);
-    while (OverlapsKeptLocked(offset, data.size())) {
+    while (OverlapsKeptLocked(offset, length)) {
       // Rewriting what is kept (never done by the journal): the older write goes out first.
       lk.unlock();
       {

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <future>
 #include <random>
 #include <thread>
@@ -98,6 +99,17 @@ TEST(JournalFormat, RecordRoundTripsAndDetectsCorruption) {
   r[0] = 0;
   EXPECT_FALSE(journal::DecodeHeader(protocol::Bytes(r).first(48), &why));
   EXPECT_EQ(why, journal::Invalid::kMagic);
+}
+
+TEST(JournalFormat, HeaderAloneIsTheRecordsFirstBytes) {
+  // The store writes header, payload and padding as parts (File::PWriteParts).
+  const auto payload = Fill(700, 0x17);
+  const auto r = journal::EncodeRecord(journal::RecordKind::kOrdered, 5, 11, 8192, payload);
+  const auto h = journal::EncodeRecordHeader(journal::RecordKind::kOrdered, 5, 11, 8192, payload);
+  EXPECT_TRUE(std::equal(h.begin(), h.end(), r.begin()));
+  EXPECT_TRUE(std::equal(payload.begin(), payload.end(), r.begin() + journal::kHeaderSize));
+  EXPECT_TRUE(std::all_of(r.begin() + journal::kHeaderSize + 700, r.end(),
+                          [](uint8_t b) { return b == 0; }));
 }
 
 TEST(JournalFormat, SuperblockChecksum) {
