@@ -4,9 +4,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 
+#include "storage/mapped_read.h"
 #include "storage/status.h"
 
 namespace untorn::storage {
@@ -33,6 +35,14 @@ class BlockStore {
   // block, for the caller to Read on a thread that may block. The default never tries.
   [[nodiscard]] virtual std::optional<Status> TryReadNoWait(uint64_t, std::span<uint8_t>) {
     return std::nullopt;
+  }
+  // The range as memory to hand to the kernel (send) instead of a copy, held against writes
+  // until the MappedRead is destroyed (mapped_read.h): for large reads, where the copy into a
+  // buffer costs as much as the send. nullptr, having held nothing, when the store cannot; Read
+  // then gives the data or the error. The default cannot.
+  [[nodiscard]] virtual std::unique_ptr<MappedRead> ReadMapped(uint64_t /*offset*/,
+                                                               uint64_t /*length*/) {
+    return nullptr;
   }
   virtual Status Write(uint64_t offset, std::span<const uint8_t> data, Durability d) = 0;
   // All-or-nothing with respect to crashes, and isolated: a concurrent Read of an overlapping

@@ -56,6 +56,11 @@ Status FileStore::Read(uint64_t offset, std::span<uint8_t> out) {
   return file_->PRead(offset, out);  // past the end of a shorter block device: zeros
 }
 
+std::unique_ptr<MappedRead> FileStore::ReadMapped(uint64_t offset, uint64_t length) {
+  if (!CheckRange(offset, length).ok()) return nullptr;
+  return MapShared(locks_, *file_, offset, length);
+}
+
 Status FileStore::WriteLocked(uint64_t offset, std::span<const uint8_t> data, Durability d) {
   if (Status s = file_->PWrite(offset, data); !s.ok()) return WriteFailed(std::move(s));
   if (d == Durability::kDurable) return Flush();

@@ -33,6 +33,7 @@ class FileStore final : public BlockStore {
   [[nodiscard]] uint32_t block_size() const override { return block_size_; }
   [[nodiscard]] uint64_t size_bytes() const override { return size_bytes_; }
   Status Read(uint64_t offset, std::span<uint8_t> out) override;
+  [[nodiscard]] std::unique_ptr<MappedRead> ReadMapped(uint64_t offset, uint64_t length) override;
   Status Write(uint64_t offset, std::span<const uint8_t> data, Durability d) override;
   Status WriteAtomic(uint64_t offset, std::span<const uint8_t> data, Durability d) override;
   Status Flush() override;

@@ -27,6 +27,16 @@ class File {
   // default joins them in a buffer; a file that copies its writes anyway joins them there.
   virtual Status PWriteParts(uint64_t offset,
                              std::initializer_list<std::span<const uint8_t>> parts);
+  // Bytes [offset, offset + length) as read-only memory shared with the page cache, read in
+  // already (so a page that cannot be read fails here, not later), for a caller that hands
+  // them to the kernel to copy (send(2)) rather than copying them itself: empty where the file
+  // cannot be mapped or the range read; PRead then gives the bytes or the error. Valid while
+  // the file is open; they change as the file does. Never to be touched from user space
+  // (mapped_read.h). The default cannot map.
+  [[nodiscard]] virtual std::span<const uint8_t> MapForSend(uint64_t /*offset*/,
+                                                            uint64_t /*length*/) {
+    return {};
+  }
   // Makes every completed PWrite and Truncate durable (fdatasync).
   virtual Status Sync() = 0;
   // Writes the range's dirty cached pages to the device and waits for them, without a

@@ -495,6 +495,11 @@ Status JournaledStore::Read(uint64_t offset, std::span<uint8_t> out) {
   return data_->PRead(offset, out);
 }
 
+std::unique_ptr<MappedRead> JournaledStore::ReadMapped(uint64_t offset, uint64_t length) {
+  if (!CheckRange(offset, length).ok()) return nullptr;
+  return MapShared(locks_, *data_, offset, length);
+}
+
 std::optional<Status> JournaledStore::TryReadNoWait(uint64_t offset, std::span<uint8_t> out) {
   if (Status s = CheckRange(offset, out.size()); !s.ok()) return s;
   auto guard = locks_.TryLock(offset, out.size(), RangeLock::Mode::kShared);

@@ -72,6 +72,7 @@ class JournaledStore final : public BlockStore {
   [[nodiscard]] uint32_t block_size() const override { return options_.block_size; }
   [[nodiscard]] uint64_t size_bytes() const override { return options_.size_bytes; }
   Status Read(uint64_t offset, std::span<uint8_t> out) override;
+  [[nodiscard]] std::unique_ptr<MappedRead> ReadMapped(uint64_t offset, uint64_t length) override;
   [[nodiscard]] std::optional<Status> TryReadNoWait(uint64_t offset,
                                                     std::span<uint8_t> out) override;
   Status Write(uint64_t offset, std::span<const uint8_t> data, Durability d) override;

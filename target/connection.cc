@@ -40,6 +40,7 @@ Connection::Connection(Socket socket, ServerContext ctx, uint64_t id)
   peer_ = Endpoint(socket_.remote_endpoint(ec));
   local_ = Endpoint(socket_.local_endpoint(ec));
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  socket_.non_blocking(true, ec);  // for the WriteLoop's writes that must not wait
   if (ctx_.send_buffer > 0) {
     socket_.set_option(asio::socket_base::send_buffer_size(ctx_.send_buffer), ec);
   }

@@ -72,16 +72,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
     BufferBudget::Charge buffers;  // data-out and data-in this task may hold
   };
   // Data-in of one task, shared by its Data-In PDUs until the last is written; holds the
-  // task's buffer charge until then.
+  // task's buffer charge until then. Either `bytes`, or `mapped`: the store's mapping of the
+  // blocks, locked against writes while it is held, and so held only while the socket takes
+  // what is sent without waiting (WriteLoop); else copied into `bytes` and released (Unmap).
   struct Payload {
     DataInBuffer bytes;
+    std::shared_ptr<storage::MappedRead> mapped;
     BufferBudget::Charge buffers;
+    [[nodiscard]] const uint8_t* data() const {
+      return mapped ? mapped->bytes().data() : bytes.data();
+    }
   };
   // One PDU queued for the socket: `head` (the whole PDU, or the part before a data segment
   // sent in place from `payload`), the data segment, then `tail` (padding, data digest).
   struct Outbound {
     std::vector<uint8_t> head;
-    std::shared_ptr<const Payload> payload;
+    std::shared_ptr<Payload> payload;
     uint32_t offset = 0, length = 0;
     std::array<uint8_t, 3 + protocol::kDigestLength> tail{};
     size_t tail_length = 0;
@@ -105,9 +111,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<bool> ReadPdu(protocol::Pdu& pdu, bool* data_digest_ok);
   void Send(const protocol::Pdu& pdu);
   // Sends `header` with [offset, offset + length) of `payload` as its data segment, no copy.
-  void SendData(const protocol::Pdu& header, std::shared_ptr<const Payload> payload,
-                uint32_t offset, uint32_t length);
+  void SendData(const protocol::Pdu& header, std::shared_ptr<Payload> payload, uint32_t offset,
+                uint32_t length);
   void Enqueue(Outbound out);  // queues for the WriteLoop, counting out_bytes_
+  // Writes what the socket takes now, from `skip` bytes into `buffers`; returns the new count
+  // (all of them, or fewer when the socket is full). Throws on a failed write.
+  size_t WriteWithoutWaiting(const std::vector<boost::asio::const_buffer>& buffers, size_t skip);
+  // Copies a mapped payload into its own bytes and releases the mapping; false (the connection
+  // closed) if the copy failed.
+  bool Unmap(Payload& p);
+  bool UnmapQueued(std::vector<Outbound>& batch);  // Unmap of each payload in batch and queue
 
   // --- Closing, sequence numbers, Reject (connection.cc) ---
   void CloseAfterFlush();
@@ -155,6 +168,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<uint8_t> rx_;           // receive buffer (kReceiveBuffer bytes once reading starts)
   size_t rx_begin_ = 0, rx_end_ = 0;  // its unconsumed bytes
   std::deque<Outbound> out_queue_;
+  // The WriteLoop waits for room in the socket: payloads queued meanwhile are not kept mapped.
+  bool socket_full_ = false;
   // Bytes queued for the socket and not yet written (a whole batch counts until it is). Past
   // kMaxQueuedOutput the read loop stops taking PDUs until the initiator reads its answers.
   size_t out_bytes_ = 0;

@@ -26,6 +26,21 @@ constexpr size_t kReceiveBuffer = 64 << 10;
 // sends without reading is held back by TCP instead of growing the queue without bound.
 constexpr size_t kMaxQueuedOutput = 8 << 20;
 
+// `buffers` without their first `skip` bytes.
+std::vector<asio::const_buffer> Skip(const std::vector<asio::const_buffer>& buffers, size_t skip) {
+  std::vector<asio::const_buffer> rest;
+  rest.reserve(buffers.size());
+  for (const auto& b : buffers) {
+    if (skip >= b.size()) {
+      skip -= b.size();
+      continue;
+    }
+    rest.push_back(b + skip);
+    skip = 0;
+  }
+  return rest;
+}
+
 }  // namespace
 
 awaitable<void> Connection::LoginTimeout() {
@@ -161,6 +176,18 @@ awaitable<void> Connection::ReadLoop() {
 }
 
 awaitable<void> Connection::WriteLoop() {
+  std::vector<Outbound> batch;
+  const auto buffers_of = [&batch] {
+    std::vector<asio::const_buffer> buffers;
+    buffers.reserve(3 * batch.size());
+    for (const auto& b : batch) {
+      buffers.emplace_back(asio::buffer(b.head));
+      if (b.length == 0) continue;
+      buffers.emplace_back(b.payload->data() + b.offset, b.length);
+      if (b.tail_length > 0) buffers.emplace_back(b.tail.data(), b.tail_length);
+    }
+    return buffers;
+  };
   try {
     while (!stopped_) {
       if (out_queue_.empty()) {
@@ -172,22 +199,27 @@ awaitable<void> Connection::WriteLoop() {
         co_await write_signal_.async_wait(asio::redirect_error(use_awaitable, ec));
         continue;
       }
-      std::vector<Outbound> batch;
+      batch.clear();
       size_t batch_bytes = 0;
       while (!out_queue_.empty() && batch.size() < kMaxWriteBatch) {
         batch_bytes += out_queue_.front().wire_bytes();
         batch.push_back(std::move(out_queue_.front()));
         out_queue_.pop_front();
       }
-      std::vector<asio::const_buffer> buffers;
-      buffers.reserve(3 * batch.size());
-      for (const auto& b : batch) {
-        buffers.emplace_back(asio::buffer(b.head));
-        if (b.length == 0) continue;
-        buffers.emplace_back(b.payload->bytes.data() + b.offset, b.length);
-        if (b.tail_length > 0) buffers.emplace_back(b.tail.data(), b.tail_length);
+      // What the socket takes now is written at once: mapped payloads only so, since they keep
+      // their blocks locked against writes and must never wait for the initiator to read.
+      const size_t written = WriteWithoutWaiting(buffers_of(), 0);
+      if (written < batch_bytes) {
+        // The socket is full. Nothing stays mapped while the initiator catches up.
+        if (!UnmapQueued(batch)) {
+          Close("data-in read failed");
+          break;
+        }
+        socket_full_ = true;
+        co_await asio::async_write(socket_, Skip(buffers_of(), written), use_awaitable);
+        socket_full_ = false;
       }
-      co_await asio::async_write(socket_, buffers, use_awaitable);
+      batch.clear();  // payloads (and their buffer charges) go once written
       last_tx_ = std::chrono::steady_clock::now();
       if (stopped_) break;  // Close emptied the queue and its count
       const bool was_over = out_bytes_ > kMaxQueuedOutput;
@@ -200,20 +232,69 @@ awaitable<void> Connection::WriteLoop() {
   }
 }
 
+size_t Connection::WriteWithoutWaiting(const std::vector<asio::const_buffer>& buffers,
+                                       size_t skip) {
+  const size_t total = asio::buffer_size(buffers);
+  while (skip < total) {
+    boost::system::error_code ec;
+    const size_t n = socket_.write_some(Skip(buffers, skip), ec);  // the socket is non-blocking
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec == asio::error::fault) {
+      // The kernel could not read a mapped page of data-in (an I/O error of the data file).
+      UNTORN_LOG_ERROR("connection ", id_, " from ", peer_,
+                       ": data-in could not be read from the backing file; closing");
+    }
+    if (ec) throw boost::system::system_error(ec);
+    skip += n;
+  }
+  return skip;
+}
+
+bool Connection::Unmap(Payload& p) {
+  if (!p.mapped) return true;
+  p.bytes.resize(p.mapped->bytes().size());
+  const storage::Status s = p.mapped->CopyOut(p.bytes);
+  p.mapped.reset();
+  if (!s.ok()) {
+    UNTORN_LOG_ERROR("connection ", id_, " from ", peer_, ": reading data-in again failed (",
+                     s.message(), "); closing");
+  }
+  return s.ok();
+}
+
+bool Connection::UnmapQueued(std::vector<Outbound>& batch) {
+  for (auto& o : batch) {
+    if (o.payload && !Unmap(*o.payload)) return false;
+  }
+  for (auto& o : out_queue_) {
+    if (o.payload && !Unmap(*o.payload)) return false;
+  }
+  return true;
+}
+
 void Connection::Send(const Pdu& pdu) {
   if (stopped_) return;
   Enqueue(Outbound{protocol::Serialize(pdu, header_digest_, data_digest_)});
 }
 
-void Connection::SendData(const Pdu& header, std::shared_ptr<const Payload> payload,
-                          uint32_t offset, uint32_t length) {
+void Connection::SendData(const Pdu& header, std::shared_ptr<Payload> payload, uint32_t offset,
+                          uint32_t length) {
   if (stopped_) return;
-  const protocol::Bytes data(payload->bytes.data() + offset, length);
+  // A data digest reads the bytes from user space, which a mapping must not be (mapped_read.h).
+  if (data_digest_ && !Unmap(*payload)) {
+    Close("data-in read failed");
+    return;
+  }
+  const protocol::Bytes data(payload->data() + offset, length);
   protocol::FrameEdges e = protocol::FrameAround(header, data, header_digest_, data_digest_);
   Enqueue(Outbound{std::move(e.head), std::move(payload), offset, length, e.tail, e.tail_length});
 }
 
 void Connection::Enqueue(Outbound out) {
+  if (socket_full_ && out.payload && !Unmap(*out.payload)) {
+    Close("data-in read failed");
+    return;
+  }
   // The time since output last moved is counted from when there was output to move.
   if (out_bytes_ == 0) last_tx_ = std::chrono::steady_clock::now();
   out_bytes_ += out.wire_bytes();

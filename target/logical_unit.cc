@@ -274,10 +274,13 @@ CommandPlan LogicalUnit::Prepare(const Nexus& nexus, Bytes cdb) {
   return plan;
 }
 
-ScsiOutcome LogicalUnit::Execute(const Nexus& nexus, Bytes cdb, std::vector<uint8_t> data_out) {
+ScsiOutcome LogicalUnit::Execute(const Nexus& nexus, Bytes cdb, std::vector<uint8_t> data_out,
+                                 DataInMode mode) {
   const Command* c = Find(cdb);
   if (c == nullptr) return ScsiOutcome::Check(sense::InvalidOpcode());
-  ScsiOutcome o = (this->*(c->run))(nexus, cdb, data_out);
+  std::optional<ScsiOutcome> mapped;
+  if (mode == DataInMode::kMayMap && c->run == &LogicalUnit::RunRead) mapped = RunMappedRead(cdb);
+  ScsiOutcome o = mapped ? std::move(*mapped) : (this->*(c->run))(nexus, cdb, data_out);
   Count(*c, o);
   return o;
 }

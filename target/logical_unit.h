@@ -42,9 +42,15 @@ class LogicalUnit {
 
   // Shared checks + the command's own validation. Never blocks.
   [[nodiscard]] CommandPlan Prepare(const Nexus& nexus, protocol::Bytes cdb);
-  // Performs a prepared command with its data-out bytes. May block on storage.
+  // Performs a prepared command with its data-out bytes. May block on storage. With kMayMap,
+  // a READ of at least kMappedReadMin bytes may answer with ScsiOutcome::mapped_in (the
+  // store's mapping, locked until released) rather than a copy: for a caller that sends it
+  // without touching it and without waiting on the initiator while it holds it.
+  enum class DataInMode { kCopy, kMayMap };
+  static constexpr uint64_t kMappedReadMin = 128 << 10;
   [[nodiscard]] ScsiOutcome Execute(const Nexus& nexus, protocol::Bytes cdb,
-                                    std::vector<uint8_t> data_out);
+                                    std::vector<uint8_t> data_out,
+                                    DataInMode mode = DataInMode::kCopy);
   // Starts a prepared command without blocking the caller, where it can: a READ of up to
   // 128 KiB whose blocks are cached and not being written atomically is answered here; a WRITE
   // or WRITE ATOMIC of up to 128 KiB whose blocks no other write holds is copied to the page
@@ -117,6 +123,7 @@ class LogicalUnit {
   // --- SBC handlers (sbc_commands.cc) ---
   std::optional<ScsiOutcome> ValidateBlockCommand(const Nexus&, protocol::Bytes, CommandPlan&);
   ScsiOutcome RunRead(const Nexus&, protocol::Bytes, std::vector<uint8_t>&);
+  std::optional<ScsiOutcome> RunMappedRead(protocol::Bytes cdb);  // nullopt: RunRead instead
   ScsiOutcome ReadOutcome(const storage::Status& s, DataInBuffer data);
   // The answer to a write of `bytes` that ended with `s`, counted in the byte metrics.
   ScsiOutcome WriteOutcome(const storage::Status& s, size_t bytes, storage::WriteKind kind);

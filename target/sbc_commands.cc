@@ -189,6 +189,18 @@ ScsiOutcome LogicalUnit::RunRead(const Nexus&, Bytes cdb, std::vector<uint8_t>&)
   return ReadOutcome(s, std::move(data));  // not in one call: argument order is unspecified
 }
 
+std::optional<ScsiOutcome> LogicalUnit::RunMappedRead(Bytes cdb) {
+  const BlockCdb c = Decode(cdb);
+  const uint64_t bytes = uint64_t{c.blocks} * disk_.block_size;
+  if (bytes < kMappedReadMin) return std::nullopt;
+  std::unique_ptr<storage::MappedRead> m = store_->ReadMapped(c.lba * disk_.block_size, bytes);
+  if (!m) return std::nullopt;
+  read_bytes_.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+  ScsiOutcome o;
+  o.mapped_in = std::move(m);
+  return o;
+}
+
 ScsiOutcome LogicalUnit::ReadOutcome(const storage::Status& s, DataInBuffer data) {
   if (!s.ok()) return OutcomeFromStorage(s, false);
   read_bytes_.fetch_add(static_cast<int64_t>(data.size()), std::memory_order_relaxed);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "protocol/sense.h"
+#include "storage/mapped_read.h"
 
 namespace untorn::target {
 
@@ -49,19 +50,26 @@ struct ScsiOutcome {
   protocol::ScsiStatus status = protocol::ScsiStatus::kGood;
   DataInBuffer data_in;
   std::optional<protocol::Sense> sense;
+  // Data-in sent from the store's mapping instead of data_in (a large READ Executed with
+  // DataInMode::kMayMap): the range stays locked against writes until this is released.
+  std::shared_ptr<storage::MappedRead> mapped_in;
+
+  [[nodiscard]] size_t data_in_size() const {
+    return mapped_in ? mapped_in->bytes().size() : data_in.size();
+  }
 
   static ScsiOutcome Good() { return {}; }
   static ScsiOutcome Check(protocol::Sense s) {
-    return {protocol::ScsiStatus::kCheckCondition, {}, std::move(s)};
+    return {protocol::ScsiStatus::kCheckCondition, {}, std::move(s), nullptr};
   }
   static ScsiOutcome Data(DataInBuffer d) {
-    return {protocol::ScsiStatus::kGood, std::move(d), std::nullopt};
+    return {protocol::ScsiStatus::kGood, std::move(d), std::nullopt, nullptr};
   }
   // Parameter data built as a plain vector (pages, lists: small), copied.
   static ScsiOutcome Data(const std::vector<uint8_t>& d) {
     return Data(DataInBuffer(d.begin(), d.end()));
   }
-  static ScsiOutcome WithStatus(protocol::ScsiStatus st) { return {st, {}, std::nullopt}; }
+  static ScsiOutcome WithStatus(protocol::ScsiStatus st) { return {st, {}, std::nullopt, nullptr}; }
 };
 
 // Outcome of the checks a command passes before any data moves.

@@ -201,10 +201,12 @@ void Connection::Dispatch(Task& t) {
   };
   // Cached reads and small writes start here, without the storage pool.
   if (t.lu->TryStart(nexus_, t.cdb, t.data, done)) return;
+  // Large reads are sent from the store's mapping where nothing here reads the bytes.
+  const auto mode =
+      data_digest_ ? LogicalUnit::DataInMode::kCopy : LogicalUnit::DataInMode::kMayMap;
   asio::post(*ctx_.storage_pool,
-             [lu = t.lu, nexus = nexus_, cdb = t.cdb, data = std::move(t.data), done]() mutable {
-               done(lu->Execute(nexus, cdb, std::move(data)));
-             });
+             [lu = t.lu, nexus = nexus_, cdb = t.cdb, data = std::move(t.data), done,
+              mode]() mutable { done(lu->Execute(nexus, cdb, std::move(data), mode)); });
 }
 
 void Connection::Complete(uint32_t itt, uint64_t serial, ScsiOutcome outcome) {
@@ -221,8 +223,8 @@ void Connection::Complete(uint32_t itt, uint64_t serial, ScsiOutcome outcome) {
 void Connection::SendScsiResult(const Task& t, ScsiOutcome o, BufferBudget::Charge buffers) {
   // Residuals (RFC 7143 §11.4.5): what the command moved (data-in it produced, or the data-out
   // its CDB asked for) against what the initiator expected (EDTL; nothing for data-in without R).
-  const bool data_in = !o.data_in.empty();
-  const uint32_t moved = data_in ? static_cast<uint32_t>(o.data_in.size()) : t.spdtl;
+  const bool data_in = o.data_in_size() > 0;
+  const uint32_t moved = data_in ? static_cast<uint32_t>(o.data_in_size()) : t.spdtl;
   const uint32_t expected = data_in && !t.read ? 0 : t.edtl;
   const bool overflow = moved > expected;
   const bool underflow = moved < expected;
@@ -234,8 +236,8 @@ void Connection::SendScsiResult(const Task& t, ScsiOutcome o, BufferBudget::Char
   if (to_send > 0) {
     // The Data-In PDUs send slices of one buffer in place; it (and the charge) lives until the
     // last of them is written.
-    const auto payload =
-        std::make_shared<const Payload>(Payload{std::move(o.data_in), std::move(buffers)});
+    const auto payload = std::make_shared<Payload>(
+        Payload{std::move(o.data_in), std::move(o.mapped_in), std::move(buffers)});
     const uint32_t seg = params_.initiator_max_recv_data_segment;
     for (uint32_t off = 0; off < to_send;) {
       const uint32_t n = std::min(seg, to_send - off);

@@ -27,7 +27,7 @@ echo "== ThreadSanitizer build: the storage, target and server tests"
 build build-tsan -DCMAKE_BUILD_TYPE=Debug -DUNTORN_TSAN=ON
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 (cd build-tsan && ctest --output-on-failure -j 2 --timeout 1800 \
-  -R '^(JournaledStore|GroupSync|FileStore|RangeLock|LogicalUnitTest|LoginTest|PersistentReservations|Session|AtomicWrite|RawProtocol|Digests)')
+  -R '^(JournaledStore|GroupSync|FileStore|RangeLock|ReadMapped|LogicalUnitTest|LoginTest|PersistentReservations|Session|AtomicWrite|RawProtocol|Digests)')
 
 echo "== libFuzzer targets, 30 s each"
 bash tests/fuzz/run_fuzz.sh --seconds 30

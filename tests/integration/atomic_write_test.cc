@@ -18,13 +18,18 @@ constexpr uint64_t kLba = 64;
 constexpr uint32_t kBlocks = 32;  // 16 KiB, an InnoDB page
 
 // Every 8 bytes of every block hold the same stamp: (writer << 32) | sequence.
-std::vector<uint8_t> Stamped(uint64_t stamp) {
-  std::vector<uint8_t> v(kBlocks * kBlock);
+std::vector<uint8_t> Stamped(uint64_t stamp, uint32_t blocks = kBlocks) {
+  std::vector<uint8_t> v(size_t{blocks} * kBlock);
   for (size_t i = 0; i < v.size(); i += 8) std::memcpy(&v[i], &stamp, 8);
   return v;
 }
 
-TEST(AtomicWrite, ReadsNeverSeeAMixOfOverlappingAtomicWrites) {
+// By the size of the writes and reads: 16 KiB (reads answered on the network thread) and
+// 256 KiB (reads sent from the data file's mapping, LogicalUnit::kMappedReadMin).
+class Isolation : public ::testing::TestWithParam<uint32_t> {};
+
+TEST_P(Isolation, ReadsNeverSeeAMixOfOverlappingAtomicWrites) {
+  const uint32_t blocks = GetParam();
   UntorndProcess d(DefaultConfig());
   ASSERT_TRUE(d.ok()) << d.Log();
   constexpr int kWriters = 3, kReaders = 3, kWritesEach = 150;
@@ -45,7 +50,7 @@ TEST(AtomicWrite, ReadsNeverSeeAMixOfOverlappingAtomicWrites) {
       // At least kWritesEach writes, and on until the readers have raced 300 reads (bounded).
       for (uint32_t seq = 1; seq <= 20 * kWritesEach && (seq <= kWritesEach || reads.load() < 300);
            ++seq) {
-        auto data = Stamped((uint64_t{static_cast<uint32_t>(w) + 1} << 32) | seq);
+        auto data = Stamped((uint64_t{static_cast<uint32_t>(w) + 1} << 32) | seq, blocks);
         Task t(iscsi_writeatomic16_sync(c.get(), 0, kLba, data.data(),
                                         static_cast<uint32_t>(data.size()), kBlock, 0, 0, 0, 0));
         if (!t || t->status != SCSI_STATUS_GOOD) ++failures;
@@ -64,8 +69,9 @@ TEST(AtomicWrite, ReadsNeverSeeAMixOfOverlappingAtomicWrites) {
         return;
       }
       while (writers_left.load() > 0) {
-        Task t(iscsi_read16_sync(c.get(), 0, kLba, kBlocks * kBlock, kBlock, 0, 0, 0, 0, 0));
-        if (!t || t->status != SCSI_STATUS_GOOD || t->datain.size != kBlocks * kBlock) {
+        Task t(iscsi_read16_sync(c.get(), 0, kLba, blocks * kBlock, kBlock, 0, 0, 0, 0, 0));
+        if (!t || t->status != SCSI_STATUS_GOOD ||
+            t->datain.size != static_cast<int>(blocks * kBlock)) {
           ++failures;
           continue;
         }
@@ -87,8 +93,14 @@ TEST(AtomicWrite, ReadsNeverSeeAMixOfOverlappingAtomicWrites) {
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(torn.load(), 0);
   EXPECT_GT(reads.load(), 0);
-  std::printf("atomic isolation: %d reads, %d torn\n", reads.load(), torn.load());
+  std::printf("atomic isolation, %u blocks: %d reads, %d torn\n", blocks, reads.load(),
+              torn.load());
 }
+
+INSTANTIATE_TEST_SUITE_P(AtomicWrite, Isolation, ::testing::Values(kBlocks, 512u),
+                         [](const ::testing::TestParamInfo<uint32_t>& p) {
+                           return std::to_string(p.param * kBlock / 1024) + "KiB";
+                         });
 
 // The CDB sg_write_x --atomic=AB --lba=L --num=N [--fua] builds (sg3_utils, SBC-4 table 86):
 // 9Ch, flags, 8-byte LBA, 2-byte ATOMIC BOUNDARY = AB, 2-byte TRANSFER LENGTH = N, group, control.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -197,6 +198,65 @@ TEST(RawProtocol, InitiatorThatNeverReadsIsHeldBackThenClosed) {
   EXPECT_TRUE(c.ClosedWithin(8000));
   EXPECT_NE(d.Log().find("stopped reading its responses"), std::string::npos) << d.Log();
   EXPECT_TRUE(good.Works());
+}
+
+// Large reads are sent from the data file's mapping, which keeps their blocks locked against
+// writes until sent. An initiator that asks for many of them and reads none must not hold the
+// blocks for as long as it does not read: another session's write of the same blocks completes
+// meanwhile, and each read still returns the blocks as they were before or after it, whole.
+TEST(RawProtocol, InitiatorNotReadingItsLargeReadsDoesNotHoldWritersOfTheBlocks) {
+  UntorndProcess d(WithLimits("\"nop_timeout_seconds\": 120"));
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander writer(d);
+  constexpr uint32_t kBlocks = 2048;  // 1 MiB
+  ASSERT_EQ(writer.WriteStatus(kBlocks, 0xa5), SCSI_STATUS_GOOD);
+  RawClient c(d.port());
+  ASSERT_TRUE(c.Login(kTargetIqn, {{"MaxRecvDataSegmentLength", "262144"}}));
+  // More data-in than the sockets between us can hold, plus untornd's 8 MiB output queue.
+  const size_t sockets =
+      std::max(SysctlMax("net/ipv4/tcp_wmem"), 2 * SysctlMax("net/core/wmem_max")) +
+      SysctlMax("net/ipv4/tcp_rmem");
+  const uint32_t reads = static_cast<uint32_t>(sockets >> 20) + 12;
+  std::vector<uint8_t> commands;
+  for (uint32_t i = 0; i < reads; ++i) {
+    const auto bytes = c.Frame(
+        CommandPdu(0x100 + i, c.next_cmd_sn() + i, Read10(0, kBlocks), kBlocks * 512, 0xc0));
+    commands.insert(commands.end(), bytes.begin(), bytes.end());
+  }
+  ASSERT_EQ(c.SendFor(commands, 10000), commands.size());
+  // Wait (bounded) until more has been read than the sockets hold: the rest waits in untornd.
+  const std::string counter =
+      "untorn_read_bytes_total{lun=\"0\",target=\"" + std::string(kTargetIqn) + "\"} ";
+  const uint64_t enough = sockets + (uint64_t{2} << 20);  // only these reads read anything
+  const auto read_bytes = [&] {
+    const std::string m = d.Metrics();
+    const size_t at = m.find(counter);
+    return at == std::string::npos ? uint64_t{0} : std::stoull(m.substr(at + counter.size()));
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (read_bytes() < enough && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  ASSERT_GE(read_bytes(), enough) << d.Log();
+  // The write needs every one of those blocks: it completes though nothing is read.
+  EXPECT_EQ(writer.WriteStatus(kBlocks, 0x5b), SCSI_STATUS_GOOD);
+  // Now the reads: each all of the old bytes or all of the new.
+  std::map<uint32_t, std::vector<uint8_t>> data;
+  uint32_t good = 0;
+  while (good < reads) {
+    auto p = c.Receive(10000);
+    ASSERT_TRUE(p) << "after " << good << " of " << reads << " reads";
+    if (p->RawOpcode() != 0x25) continue;
+    auto& d_in = data[p->Itt()];
+    d_in.insert(d_in.end(), p->data.begin(), p->data.end());
+    if ((p->bhs[1] & 0x01) == 0) continue;  // status comes with the last Data-In
+    ASSERT_EQ(p->bhs[3], SCSI_STATUS_GOOD);
+    ASSERT_EQ(d_in.size(), size_t{kBlocks} * 512);
+    EXPECT_TRUE(std::all_of(d_in.begin(), d_in.end(), [&](uint8_t b) { return b == d_in[0]; }))
+        << "read " << p->Itt() << " is torn";
+    EXPECT_TRUE(d_in[0] == 0xa5 || d_in[0] == 0x5b);
+    ++good;
+  }
 }
 
 // SIGTERM while initiators keep commands coming: every connection closes and untornd exits 0,

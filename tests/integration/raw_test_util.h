@@ -97,6 +97,14 @@ class Bystander {
     Task t(iscsi_read10_sync(c_.get(), 0, 0, blocks * 512, 512, 0, 0, 0, 0, 0));
     return t ? t->status : -1;
   }
+  // SCSI status of a WRITE(10) of `blocks` 512-byte blocks of `byte` at 0, or -1 if none came
+  // back (libiscsi gives up after 10 s).
+  [[nodiscard]] int WriteStatus(uint32_t blocks, uint8_t byte) {
+    if (!c_) return -1;
+    std::vector<uint8_t> data(size_t{blocks} * 512, byte);
+    Task t(iscsi_write10_sync(c_.get(), 0, 0, data.data(), blocks * 512, 512, 0, 0, 0, 0, 0));
+    return t ? t->status : -1;
+  }
 
  private:
   Context c_;

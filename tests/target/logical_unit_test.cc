@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include "protocol/byte_order.h"
@@ -124,6 +125,38 @@ TEST_F(LogicalUnitTest, WriteAtomicWritesAndReadsBack) {
   protocol::StoreBe32(read, 10, 8);
   const auto got = Run(read).data_in;
   EXPECT_EQ(std::vector<uint8_t>(got.begin(), got.end()), data);
+}
+
+// With kMayMap a READ of kMappedReadMin or more answers from the store's mapping, with the same
+// bytes a copied READ gives; smaller ones, and kCopy, are copied. Either is counted as read.
+TEST_F(LogicalUnitTest, LargeReadMayBeAnsweredFromTheMapping) {
+  const uint32_t blocks = LogicalUnit::kMappedReadMin / 512;
+  std::vector<uint8_t> data(size_t{blocks} * 512);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 13);
+  std::vector<uint8_t> write(16, 0);
+  write[0] = 0x8a;
+  protocol::StoreBe32(write, 10, blocks);
+  ASSERT_EQ(Run(write, data).status, protocol::ScsiStatus::kGood);
+  const auto read16 = [](uint32_t n) {
+    std::vector<uint8_t> c(16, 0);
+    c[0] = 0x88;
+    protocol::StoreBe32(c, 10, n);
+    return c;
+  };
+  const auto big = read16(blocks), small = read16(blocks - 1);
+  ASSERT_FALSE(lu_->Prepare(nexus_, big).done);
+  const ScsiOutcome mapped = lu_->Execute(nexus_, big, {}, LogicalUnit::DataInMode::kMayMap);
+  ASSERT_EQ(mapped.status, protocol::ScsiStatus::kGood);
+  ASSERT_TRUE(mapped.mapped_in);
+  EXPECT_TRUE(mapped.data_in.empty());
+  ASSERT_EQ(mapped.data_in_size(), data.size());
+  EXPECT_EQ(std::memcmp(mapped.mapped_in->bytes().data(), data.data(), data.size()), 0);
+  const ScsiOutcome copied = lu_->Execute(nexus_, big, {}, LogicalUnit::DataInMode::kCopy);
+  EXPECT_FALSE(copied.mapped_in);
+  EXPECT_EQ(std::vector<uint8_t>(copied.data_in.begin(), copied.data_in.end()), data);
+  const ScsiOutcome below = lu_->Execute(nexus_, small, {}, LogicalUnit::DataInMode::kMayMap);
+  EXPECT_FALSE(below.mapped_in);
+  EXPECT_EQ(below.data_in.size(), data.size() - 512);
 }
 
 TEST_F(LogicalUnitTest, WriteAtomicZeroLengthIsGood) {
