@@ -28,7 +28,7 @@ class File {
   virtual Status PWriteParts(uint64_t offset,
                              std::initializer_list<std::span<const uint8_t>> parts);
   // Bytes [offset, offset + length) as read-only memory shared with the page cache, read in
-  // already (so a page that cannot be read fails here, not later), for a caller that hands
+  // already (so a page that cannot be read now fails here), for a caller that hands
   // them to the kernel to copy (send(2)) rather than copying them itself: empty where the file
   // cannot be mapped or the range read; PRead then gives the bytes or the error. Valid while
   // the file is open; they change as the file does. Never to be touched from user space

@@ -114,9 +114,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void SendData(const protocol::Pdu& header, std::shared_ptr<Payload> payload, uint32_t offset,
                 uint32_t length);
   void Enqueue(Outbound out);  // queues for the WriteLoop, counting out_bytes_
-  // Writes what the socket takes now, from `skip` bytes into `buffers`; returns the new count
-  // (all of them, or fewer when the socket is full). Throws on a failed write.
-  size_t WriteWithoutWaiting(const std::vector<boost::asio::const_buffer>& buffers, size_t skip);
+  // Writes what the socket takes of `buffers` now; returns how many bytes (all of them, or
+  // fewer when the socket is full). Throws on a failed write.
+  size_t WriteWithoutWaiting(const std::vector<boost::asio::const_buffer>& buffers);
   // Copies a mapped payload into its own bytes and releases the mapping; false (the connection
   // closed) if the copy failed.
   bool Unmap(Payload& p);

@@ -208,7 +208,7 @@ awaitable<void> Connection::WriteLoop() {
       }
       // What the socket takes now is written at once: mapped payloads only so, since they keep
       // their blocks locked against writes and must never wait for the initiator to read.
-      const size_t written = WriteWithoutWaiting(buffers_of(), 0);
+      const size_t written = WriteWithoutWaiting(buffers_of());
       if (written < batch_bytes) {
         // The socket is full. Nothing stays mapped while the initiator catches up.
         if (!UnmapQueued(batch)) {
@@ -232,12 +232,14 @@ awaitable<void> Connection::WriteLoop() {
   }
 }
 
-size_t Connection::WriteWithoutWaiting(const std::vector<asio::const_buffer>& buffers,
-                                       size_t skip) {
+size_t Connection::WriteWithoutWaiting(const std::vector<asio::const_buffer>& buffers) {
   const size_t total = asio::buffer_size(buffers);
-  while (skip < total) {
+  size_t written = 0;
+  while (written < total) {
     boost::system::error_code ec;
-    const size_t n = socket_.write_some(Skip(buffers, skip), ec);  // the socket is non-blocking
+    // The socket is non-blocking. Most batches go in one call, without a copy of the list.
+    const size_t n = written == 0 ? socket_.write_some(buffers, ec)
+                                  : socket_.write_some(Skip(buffers, written), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) break;
     if (ec == asio::error::fault) {
       // The kernel could not read a mapped page of data-in (an I/O error of the data file).
@@ -245,9 +247,9 @@ size_t Connection::WriteWithoutWaiting(const std::vector<asio::const_buffer>& bu
                        ": data-in could not be read from the backing file; closing");
     }
     if (ec) throw boost::system::system_error(ec);
-    skip += n;
+    written += n;
   }
-  return skip;
+  return written;
 }
 
 bool Connection::Unmap(Payload& p) {

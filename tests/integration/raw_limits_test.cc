@@ -23,6 +23,12 @@ size_t SysctlMax(const std::string& name) {
   return last != 0 ? last : size_t{32} << 20;
 }
 
+// The most untornd's socket to a client can hold: autotuned up to tcp_wmem's maximum, or the
+// SO_SNDBUF it fixes, which the kernel doubles from net.core.wmem_max.
+size_t SendBufferMax() {
+  return std::max(SysctlMax("net/ipv4/tcp_wmem"), 2 * SysctlMax("net/core/wmem_max"));
+}
+
 // A client that sends half a BHS and stalls is dropped when the login timeout runs out; the
 // established session is untouched.
 TEST(RawProtocol, HalfAPduBeforeLoginIsDroppedAtTheLoginTimeout) {
@@ -169,10 +175,8 @@ TEST(RawProtocol, InitiatorThatNeverReadsIsHeldBackThenClosed) {
   RawClient c(d.port());
   ASSERT_TRUE(c.Login(kTargetIqn, {}));
   // What untornd may take from a client that never reads: its 8 MiB output queue, plus what
-  // the four socket buffers between them can hold (both directions autotune up to these; a
-  // send buffer untornd fixes can be twice net.core.wmem_max).
-  const size_t send = std::max(SysctlMax("net/ipv4/tcp_wmem"), 2 * SysctlMax("net/core/wmem_max"));
-  const size_t most = (size_t{8} << 20) + 2 * (SysctlMax("net/ipv4/tcp_rmem") + send);
+  // the four socket buffers between them can hold (both directions autotune up to these).
+  const size_t most = (size_t{8} << 20) + 2 * (SysctlMax("net/ipv4/tcp_rmem") + SendBufferMax());
   // Twice that in pings with 8 KiB data each, all immediate: one framed, then copied with its
   // ITT changed (no digests here). Framing each one took 7 s in a TSan build, longer than the
   // keep-alive lets a logged-in initiator stay silent.
@@ -216,9 +220,7 @@ TEST(RawProtocol, InitiatorNotReadingItsLargeReadsDoesNotHoldWritersOfTheBlocks)
   RawClient c(d.port());
   ASSERT_TRUE(c.Login(kTargetIqn, {{"MaxRecvDataSegmentLength", "262144"}}));
   // More data-in than the sockets between us can hold, plus untornd's 8 MiB output queue.
-  const size_t sockets =
-      std::max(SysctlMax("net/ipv4/tcp_wmem"), 2 * SysctlMax("net/core/wmem_max")) +
-      SysctlMax("net/ipv4/tcp_rmem");
+  const size_t sockets = SendBufferMax() + SysctlMax("net/ipv4/tcp_rmem");
   const uint32_t reads = static_cast<uint32_t>(sockets >> 20) + 12;
   std::vector<uint8_t> commands;
   for (uint32_t i = 0; i < reads; ++i) {
