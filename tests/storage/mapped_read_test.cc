@@ -5,11 +5,17 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <future>
 #include <memory>
 #include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "storage/file_store.h"
 #include "storage/journaled_store.h"
@@ -69,6 +75,44 @@ TEST(MapForSend, RefusesWhatItCannotRead) {
   ASSERT_TRUE(mem.Open("/data", true, false, &m).ok());
   ASSERT_TRUE(m->Truncate(kSize).ok());
   EXPECT_TRUE(m->MapForSend(0, 4096).empty());
+}
+
+// What the connection relies on when a mapped page goes bad between MapForSend and the send:
+// the kernel's copy out of the mapping fails with EFAULT (the connection logs it and closes);
+// no SIGBUS is raised, since user space never touched the page. The file is cut short under
+// the mapping, the one way to make its pages unreadable here.
+TEST(MapForSend, SendFromPagesThatWentAwayFailsWithEfaultNotASignal) {
+  TempDir dir;
+  std::unique_ptr<File> f;
+  ASSERT_TRUE(PosixFileSystem()->Open(dir.File("data"), true, false, &f).ok());
+  ASSERT_TRUE(f->Truncate(kSize).ok());
+  ASSERT_TRUE(f->PWrite(0, Pattern(kSize, 4)).ok());
+  const std::span<const uint8_t> mapped = f->MapForSend(kSize / 2, 65536);
+  ASSERT_EQ(mapped.size(), 65536u);
+  // A TCP connection over loopback, as the target's (port chosen by the kernel).
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  int sv[2];
+  sv[0] = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(::connect(sv[0], reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  sv[1] = ::accept(listener, nullptr, nullptr);
+  ASSERT_GE(sv[1], 0);
+  ::close(listener);
+  // While the pages are there the send goes through.
+  ASSERT_EQ(::send(sv[0], mapped.data(), 4096, 0), 4096);
+  ASSERT_TRUE(f->Truncate(kSize / 4).ok());
+  errno = 0;
+  EXPECT_EQ(::send(sv[0], mapped.data() + 4096, 4096, MSG_DONTWAIT), -1);
+  EXPECT_EQ(errno, EFAULT);
+  ::close(sv[0]);
+  ::close(sv[1]);
 }
 
 // The guarantee the target relies on: while a mapped read is held, no write to its blocks can
