@@ -12,10 +12,10 @@
 #include <memory>
 #include <vector>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
-#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 #include "storage/file_store.h"
 #include "storage/journaled_store.h"
@@ -24,6 +24,8 @@
 
 namespace untorn::storage {
 namespace {
+
+using boost::asio::ip::tcp;
 
 constexpr uint64_t kSize = 1 << 20;
 
@@ -90,29 +92,18 @@ TEST(MapForSend, SendFromPagesThatWentAwayFailsWithEfaultNotASignal) {
   const std::span<const uint8_t> mapped = f->MapForSend(kSize / 2, 65536);
   ASSERT_EQ(mapped.size(), 65536u);
   // A TCP connection over loopback, as the target's (port chosen by the kernel).
-  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(listener, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(listener, 1), 0);
-  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  int sv[2];
-  sv[0] = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_EQ(::connect(sv[0], reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  sv[1] = ::accept(listener, nullptr, nullptr);
-  ASSERT_GE(sv[1], 0);
-  ::close(listener);
+  boost::asio::io_context io;
+  tcp::acceptor listener(io, {boost::asio::ip::address_v4::loopback(), 0});
+  tcp::socket sender(io), receiver(io);
+  sender.connect(listener.local_endpoint());
+  listener.accept(receiver);
+  const int fd = sender.native_handle();
   // While the pages are there the send goes through.
-  ASSERT_EQ(::send(sv[0], mapped.data(), 4096, 0), 4096);
+  ASSERT_EQ(::send(fd, mapped.data(), 4096, 0), 4096);
   ASSERT_TRUE(f->Truncate(kSize / 4).ok());
   errno = 0;
-  EXPECT_EQ(::send(sv[0], mapped.data() + 4096, 4096, MSG_DONTWAIT), -1);
+  EXPECT_EQ(::send(fd, mapped.data() + 4096, 4096, MSG_DONTWAIT), -1);
   EXPECT_EQ(errno, EFAULT);
-  ::close(sv[0]);
-  ::close(sv[1]);
 }
 
 // The guarantee the target relies on: while a mapped read is held, no write to its blocks can
