@@ -20,6 +20,7 @@ using asio::ip::tcp;
 namespace {
 
 constexpr size_t kMaxHttpRequest = 8192;
+// Threads that run connections, each with an io_context of its own (server.h).
 constexpr int kNetworkThreads = 2;
 
 std::string HumanSize(uint64_t bytes) {
@@ -64,7 +65,11 @@ std::vector<std::weak_ptr<Connection>> g_live;  // guarded by g_live_mu
 Server::Server(config::Config config)
     : config_(std::move(config)),
       buffers_(uint64_t{config_.limits.max_buffer_megabytes} << 20),
-      storage_pool_(config_.io_threads) {}
+      storage_pool_(config_.io_threads) {
+  for (int i = 0; i < kNetworkThreads; ++i) {
+    network_.push_back(std::make_unique<asio::io_context>(1));  // run by one thread
+  }
+}
 
 Server::~Server() { storage_pool_.join(); }
 
@@ -212,7 +217,8 @@ bool Server::Open() {
 awaitable<void> Server::Accept(tcp::acceptor& acceptor) {
   while (!stopping_) {
     boost::system::error_code ec;
-    tcp::socket socket = co_await acceptor.async_accept(asio::make_strand(io_),
+    asio::io_context& home = *network_[next_network_++ % network_.size()];
+    tcp::socket socket = co_await acceptor.async_accept(asio::make_strand(home),
                                                         asio::redirect_error(use_awaitable, ec));
     if (ec) {
       if (stopping_ || ec == asio::error::operation_aborted) break;
@@ -304,6 +310,7 @@ void Server::Shutdown() {
           co_await t.async_wait(use_awaitable);
         }
         io_.stop();
+        for (auto& n : network_) n->stop();
       },
       asio::detached);
 }
@@ -319,7 +326,12 @@ int Server::Run() {
   for (auto& a : acceptors_) asio::co_spawn(io_, Accept(*a), asio::detached);
   if (metrics_acceptor_) asio::co_spawn(io_, ServeMetrics(*metrics_acceptor_), asio::detached);
   std::vector<std::thread> threads;
-  for (int i = 1; i < kNetworkThreads; ++i) threads.emplace_back([this] { io_.run(); });
+  for (auto& n : network_) {
+    threads.emplace_back([&n] {
+      const auto busy = asio::make_work_guard(*n);  // idle between connections; Shutdown stops it
+      n->run();
+    });
+  }
   io_.run();
   for (auto& t : threads) t.join();
   storage_pool_.join();

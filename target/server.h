@@ -2,8 +2,10 @@
 // and shuts down cleanly on SIGINT/SIGTERM (stop accepting, end sessions, let in-flight storage
 // work finish, flush every LUN).
 //
-// Threads: one io_context run by `network_threads` threads (connections each live on a strand)
-// and a storage pool of config.io_threads threads for blocking I/O.
+// Threads: the main thread runs `io_` (acceptors, signals, metrics, shutdown); each of
+// kNetworkThreads threads runs an io_context of its own, and each connection lives on one of
+// them (on a strand, for the few calls from other threads), so a connection's work never
+// passes between threads; a storage pool of config.io_threads threads does blocking I/O.
 #pragma once
 
 #include <atomic>
@@ -51,6 +53,9 @@ class Server {
   BufferBudget buffers_;
   int send_buffer_ = 0;  // SO_SNDBUF for each connection; 0: autotuned
   boost::asio::io_context io_;
+  // Connections are spread over these, one thread each.
+  std::vector<std::unique_ptr<boost::asio::io_context>> network_;
+  size_t next_network_ = 0;
   boost::asio::thread_pool storage_pool_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::unique_ptr<boost::asio::ip::tcp::acceptor> metrics_acceptor_;
