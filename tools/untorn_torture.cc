@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -221,14 +222,27 @@ int main(int argc, char** argv) {
   const bool own_dir = dir.empty();
   if (own_dir) {
     char tmpl[] = "/tmp/untorn-torture-XXXXXX";
-    dir = ::mkdtemp(tmpl);
+    if (::mkdtemp(tmpl) == nullptr) {
+      std::fprintf(stderr, "untorn-torture: mkdtemp %s: %s\n", tmpl, std::strerror(errno));
+      return 1;
+    }
+    dir = tmpl;
+  } else if (std::error_code ec; !std::filesystem::create_directories(dir, ec) && ec) {
+    std::fprintf(stderr, "untorn-torture: --dir %s: %s\n", dir.c_str(), ec.message().c_str());
+    return 1;
   }
-  std::ofstream(dir + "/untornd.json") << R"({"portals":[{"listen":"127.0.0.1:0"}],"data_dir":")"
-                                       << dir << R"(/data",
+  {
+    std::ofstream config(dir + "/untornd.json");
+    config << R"({"portals":[{"listen":"127.0.0.1:0"}],"data_dir":")" << dir << R"(/data",
   "limits":{"nop_interval_seconds":0},
   "targets":[{"iqn":")" << kIqn << R"(","luns":[{"id":0,"backing_file":"lun.img","size":"64MiB",
     "journal_size":"8MiB","max_transfer_length":1024,
     "atomic":{"max_transfer_length":1024,"alignment":8,"granularity":8}}]}]})";
+    if (!config.flush()) {
+      std::fprintf(stderr, "untorn-torture: cannot write %s/untornd.json\n", dir.c_str());
+      return 1;
+    }
+  }
   std::printf("untorn-torture: seed %llu, %d cycles, %d writers, %d slots of %d KiB\n",
               static_cast<unsigned long long>(seed), cycles, writers, kSlots,
               kSlotBlocks * kBlock / 1024);
