@@ -1,6 +1,12 @@
 #include "tools/client.h"
 
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -13,6 +19,51 @@ void ContextDeleter::operator()(iscsi_context* c) const {
   if (iscsi_is_logged_in(c)) iscsi_logout_sync(c);
   iscsi_destroy_context(c);
 }
+
+namespace {
+
+// Why a TCP connection to `portal` ("host[:port]", "[v6]:port") cannot be made, or "" if it
+// can: libiscsi reports a refused or unreachable portal only as a failed reconnect.
+std::string TcpUnreachable(const std::string& portal) {
+  std::string host = portal, port = "3260";
+  const size_t colon = portal.rfind(':');
+  if (colon != std::string::npos && portal.find(']') < colon) {  // [v6]:port
+    host = portal.substr(1, portal.find(']') - 1);
+    port = portal.substr(colon + 1);
+  } else if (colon != std::string::npos && portal.find(':') == colon) {  // host:port
+    host = portal.substr(0, colon);
+    port = portal.substr(colon + 1);
+  }
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    return ::gai_strerror(rc);
+  }
+  std::string why = "no address";
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    int err = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
+    if (err == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      socklen_t len = sizeof err;
+      err = ::poll(&p, 1, 10000) == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0
+                ? err
+                : ETIMEDOUT;
+    }
+    ::close(fd);
+    if (err == 0) {
+      why.clear();
+      break;
+    }
+    why = std::strerror(err);
+  }
+  ::freeaddrinfo(found);
+  return why;
+}
+
+}  // namespace
 
 std::optional<Session> Connect(const std::string& url, const std::string& initiator,
                                std::string* error) {
@@ -39,7 +90,9 @@ std::optional<Session> Connect(const std::string& url, const std::string& initia
   // target that is gone for ever, and every synchronous call waits behind it.
   iscsi_set_noautoreconnect(c, 1);
   if (iscsi_full_connect_sync(c, portal.c_str(), s.lun) != 0) {
-    *error = "login to " + portal + " failed: " + iscsi_get_error(c);
+    const std::string unreachable = TcpUnreachable(portal);
+    *error = unreachable.empty() ? "login to " + portal + " failed: " + iscsi_get_error(c)
+                                 : "cannot connect to " + portal + ": " + unreachable;
     return std::nullopt;
   }
   Task cap(iscsi_readcapacity16_sync(c, s.lun));
