@@ -46,6 +46,14 @@ expect "  and names INVALID FIELD IN CDB at CDB byte 2" \
   grep -q 'ILLEGAL REQUEST / INVALID FIELD IN CDB (24h/00h), field pointer: CDB byte 2' "$work/misaligned"
 rc=0; "$tools/untorn-write" "$url" --bogus > /dev/null 2>&1 || rc=$?
 expect "unknown option exits 2" [ "$rc" = 2 ]
+# A portal nothing listens on (a port just bound and closed again) is named as unreachable.
+closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+rc=0; "$tools/untorn-limits" "iscsi://127.0.0.1:$closed/iqn.2026-11.org.untorn:disk0/0" \
+  > "$work/refused" 2>&1 || rc=$?
+cat "$work/refused"
+expect "unreachable portal exits 1" [ "$rc" = 1 ]
+expect "  and says the connection was refused" \
+  grep -q "cannot connect to 127.0.0.1:$closed: Connection refused" "$work/refused"
 
 # untorn-bench: a short run of each kind; JSON with iops > 0 and no errors.
 for args in "--mix read=1" "--mix write=1 --fua" "--mix atomic=1 --bs 16k" \
