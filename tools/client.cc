@@ -22,14 +22,14 @@ void ContextDeleter::operator()(iscsi_context* c) const {
 
 namespace {
 
-// Why a TCP connection to `portal` ("host[:port]", "[v6]:port") cannot be made, or "" if it
+// Why a TCP connection to `portal` ("host[:port]", "[v6][:port]") cannot be made, or "" if it
 // can: libiscsi reports a refused or unreachable portal only as a failed reconnect.
 std::string TcpUnreachable(const std::string& portal) {
   std::string host = portal, port = "3260";
-  const size_t colon = portal.rfind(':');
-  if (colon != std::string::npos && portal.find(']') < colon) {  // [v6]:port
-    host = portal.substr(1, portal.find(']') - 1);
-    port = portal.substr(colon + 1);
+  const size_t colon = portal.rfind(':'), bracket = portal.find(']');
+  if (!portal.empty() && portal.front() == '[' && bracket != std::string::npos) {  // [v6]:port
+    host = portal.substr(1, bracket - 1);
+    if (colon != std::string::npos && colon > bracket) port = portal.substr(colon + 1);
   } else if (colon != std::string::npos && portal.find(':') == colon) {  // host:port
     host = portal.substr(0, colon);
     port = portal.substr(colon + 1);
