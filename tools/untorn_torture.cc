@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -235,7 +235,8 @@ int main(int argc, char** argv) {
     std::ofstream config(dir + "/untornd.json");
     config << R"({"portals":[{"listen":"127.0.0.1:0"}],"data_dir":")" << dir << R"(/data",
   "limits":{"nop_interval_seconds":0},
-  "targets":[{"iqn":")" << kIqn << R"(","luns":[{"id":0,"backing_file":"lun.img","size":"64MiB",
+  "targets":[{"iqn":")"
+           << kIqn << R"(","luns":[{"id":0,"backing_file":"lun.img","size":"64MiB",
     "journal_size":"8MiB","max_transfer_length":1024,
     "atomic":{"max_transfer_length":1024,"alignment":8,"granularity":8}}]}]})";
     if (!config.flush()) {
