@@ -12,6 +12,8 @@
 #include <cstring>
 #include <utility>
 
+#include "config/config.h"
+
 namespace untorn::tools {
 
 void ContextDeleter::operator()(iscsi_context* c) const {
@@ -25,19 +27,17 @@ namespace {
 // Why a TCP connection to `portal` ("host[:port]", "[v6][:port]") cannot be made, or "" if it
 // can: libiscsi reports a refused or unreachable portal only as a failed reconnect.
 std::string TcpUnreachable(const std::string& portal) {
-  std::string host = portal, port = "3260";
-  const size_t colon = portal.rfind(':'), bracket = portal.find(']');
-  if (!portal.empty() && portal.front() == '[' && bracket != std::string::npos) {  // [v6]:port
-    host = portal.substr(1, bracket - 1);
-    if (colon != std::string::npos && colon > bracket) port = portal.substr(colon + 1);
-  } else if (colon != std::string::npos && portal.find(':') == colon) {  // host:port
-    host = portal.substr(0, colon);
-    port = portal.substr(colon + 1);
+  config::Portal where;
+  std::string ignored;
+  if (!config::ParseHostPort(portal, &where, &ignored) &&
+      !config::ParseHostPort(portal + ":3260", &where, &ignored)) {  // no port: iSCSI's own
+    return "not HOST[:PORT]";
   }
+  const std::string port = std::to_string(where.port);
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
-  if (const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+  if (const int rc = ::getaddrinfo(where.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
     return ::gai_strerror(rc);
   }
   std::string why = "no address";
