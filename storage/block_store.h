@@ -59,10 +59,17 @@ class BlockStore {
                                            Durability, const WriteDone&) {
     return false;
   }
+  // Reads [offset, offset + length), lets `modify` change the bytes, and writes them back as
+  // WriteAtomic would, all under one exclusive hold of the range: no other write to these
+  // blocks lands between the read and the write (COMPARE AND WRITE, ORWRITE). `modify` returns
+  // false to write nothing (a miscompare); Update then returns Ok having written nothing.
+  using Modify = std::function<bool(std::span<uint8_t> blocks)>;
+  virtual Status Update(uint64_t offset, uint64_t length, const Modify& modify, Durability d) = 0;
   // Makes every completed write durable.
   virtual Status Flush() = 0;
-  // Deallocates a range; it then reads as zeros.
-  virtual Status Unmap(uint64_t offset, uint64_t length) = 0;
+  // Deallocates a range; it then reads as zeros. kDurable: the deallocation survives a power
+  // cut once this returns, as a durable write would.
+  virtual Status Unmap(uint64_t offset, uint64_t length, Durability d) = 0;
   // Provisioning status of the extent starting at `offset` (GET LBA STATUS): how many bytes,
   // at most max_length and in whole blocks, share the status of the first block. May answer
   // "mapped" for deallocated space, never the other way round.

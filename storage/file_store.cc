@@ -1,6 +1,7 @@
 #include "storage/file_store.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace untorn::storage {
 
@@ -82,6 +83,16 @@ Status FileStore::WriteAtomic(uint64_t offset, std::span<const uint8_t> data, Du
   return WriteLocked(offset, data, d);
 }
 
+Status FileStore::Update(uint64_t offset, uint64_t length, const Modify& modify, Durability d) {
+  if (Status s = CheckWritable(offset, length); !s.ok()) return s;
+  auto guard = locks_.Lock(offset, length, RangeLock::Mode::kExclusive);
+  std::vector<uint8_t> blocks(length);
+  if (Status s = file_->PRead(offset, blocks); !s.ok()) return s;
+  if (!modify(blocks)) return Status::Ok();
+  if (Status s = file_->Allocate(offset, length); !s.ok()) return s;  // as WriteAtomic
+  return WriteLocked(offset, blocks, d);
+}
+
 Status FileStore::Flush() {
   if (failed_.load()) {
     return Status::Error(Status::Code::kSyncFailed, "store failed earlier; restart to recover");
@@ -94,12 +105,12 @@ Status FileStore::Flush() {
   return Status::Ok();
 }
 
-Status FileStore::Unmap(uint64_t offset, uint64_t length) {
+Status FileStore::Unmap(uint64_t offset, uint64_t length, Durability d) {
   if (Status s = CheckWritable(offset, length); !s.ok()) return s;
   auto guard = locks_.Lock(offset, length, RangeLock::Mode::kExclusive);
   // Writes zeros where holes cannot be punched.
   if (Status s = file_->PunchHole(offset, length); !s.ok()) return WriteFailed(std::move(s));
-  return Status::Ok();
+  return d == Durability::kDurable ? Flush() : Status::Ok();
 }
 
 Status FileStore::WriteFailed(Status s) {

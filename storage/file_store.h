@@ -36,8 +36,9 @@ class FileStore final : public BlockStore {
   [[nodiscard]] std::unique_ptr<MappedRead> ReadMapped(uint64_t offset, uint64_t length) override;
   Status Write(uint64_t offset, std::span<const uint8_t> data, Durability d) override;
   Status WriteAtomic(uint64_t offset, std::span<const uint8_t> data, Durability d) override;
+  Status Update(uint64_t offset, uint64_t length, const Modify& modify, Durability d) override;
   Status Flush() override;
-  Status Unmap(uint64_t offset, uint64_t length) override;
+  Status Unmap(uint64_t offset, uint64_t length, Durability d) override;
   [[nodiscard]] Extent Provisioning(uint64_t offset, uint64_t max_length) override;
 
  private:

@@ -1,14 +1,20 @@
 #include "storage/group_sync.h"
 
+#include <string>
 #include <vector>
 
 namespace untorn::storage {
 
-namespace {
-Status EarlierSyncFailed() {
-  return Status::Error(Status::Code::kSyncFailed, "an earlier sync failed");
+void GroupSync::FailLocked(Status why) {
+  if (!failed_) failure_ = std::move(why);
+  failed_ = true;
+  cv_.notify_all();
 }
-}  // namespace
+
+Status GroupSync::FailureLocked() const {
+  // The first failure's message, so that whoever sees it first logs the real error.
+  return Status::Error(Status::Code::kSyncFailed, failure_.message());
+}
 
 GroupSync::~GroupSync() {
   {
@@ -17,6 +23,13 @@ GroupSync::~GroupSync() {
   }
   cv_.notify_all();
   if (worker_.joinable()) worker_.join();
+}
+
+void GroupSync::MarkFailed(uint64_t sequence, Status why) {
+  std::lock_guard lk(mu_);
+  // contiguous_ never passes `sequence`: no sync can make it or a later write durable.
+  FailLocked(Status::Error(why.code(), "journal record " + std::to_string(sequence) +
+                                           " was not written: " + why.message()));
 }
 
 void GroupSync::MarkWritten(uint64_t sequence) {
@@ -52,7 +65,7 @@ void GroupSync::SyncLocked(std::unique_lock<std::mutex>& lk) {
     stats_.writes += target - durable_;
     durable_ = target;
   } else {
-    failed_ = true;
+    FailLocked(s);
   }
   cv_.notify_all();
 }
@@ -60,7 +73,7 @@ void GroupSync::SyncLocked(std::unique_lock<std::mutex>& lk) {
 Status GroupSync::WaitDurable(uint64_t sequence) {
   std::unique_lock lk(mu_);
   while (durable_ < sequence) {
-    if (failed_) return EarlierSyncFailed();
+    if (failed_) return FailureLocked();
     if (syncing_ || contiguous_ <= durable_) {
       cv_.wait(lk);  // a sync is running, or earlier writes are still being written
       continue;
@@ -73,7 +86,7 @@ Status GroupSync::WaitDurable(uint64_t sequence) {
 void GroupSync::WhenDurable(uint64_t sequence, Callback done) {
   std::unique_lock lk(mu_);
   if (failed_ || durable_ >= sequence) {
-    const Status result = failed_ ? EarlierSyncFailed() : Status::Ok();
+    const Status result = failed_ ? FailureLocked() : Status::Ok();
     lk.unlock();
     done(result);
     return;
@@ -89,7 +102,7 @@ void GroupSync::Work() {
     // Hand out what is decided: waiters a sync (ours or a blocking caller's) has covered, or
     // every waiter once a sync has failed.
     if (!waiters_.empty() && (failed_ || waiters_.begin()->first <= durable_)) {
-      const Status result = failed_ ? EarlierSyncFailed() : Status::Ok();
+      const Status result = failed_ ? FailureLocked() : Status::Ok();
       const auto end = failed_ ? waiters_.end() : waiters_.upper_bound(durable_);
       std::vector<Callback> ready;
       for (auto it = waiters_.begin(); it != end; it = waiters_.erase(it)) {

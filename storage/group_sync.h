@@ -2,7 +2,8 @@
 // them; one waiter at a time issues the Sync for everything completed so far, so one fdatasync
 // serves every writer waiting. Writes are identified by sequence numbers; a write is durable
 // only when it and every write before it are (the journal's recovery stops at the first gap).
-// A failed Sync is sticky: every later wait fails.
+// A failed Sync, or a write marked failed, is sticky: every wait not yet satisfied and every
+// later one fails, with the first failure's own message.
 //
 // Waiting can also be asynchronous (WhenDurable): the callback runs once the write is durable,
 // on the GroupSync's own thread, which issues the syncs such waiters need. A caller that must
@@ -36,6 +37,9 @@ class GroupSync {
 
   // Write `sequence` has completed (journal records: sequences assigned at reservation).
   void MarkWritten(uint64_t sequence);
+  // Write `sequence` failed: no sync will ever cover it or anything after it (recovery would
+  // stop at the gap it leaves), so every wait not yet satisfied fails with `why`, now and later.
+  void MarkFailed(uint64_t sequence, Status why);
   // A write whose position in the order does not matter has completed; returns its ticket.
   [[nodiscard]] uint64_t CompletedUnordered();
   // Blocks until `sequence` (and all before it) are durable.
@@ -56,6 +60,8 @@ class GroupSync {
  private:
   void SyncLocked(std::unique_lock<std::mutex>& lk);  // one fdatasync for all written so far
   void Work();                                        // the thread behind WhenDurable
+  void FailLocked(Status why);                        // mu_ held: sticky failure
+  [[nodiscard]] Status FailureLocked() const;         // mu_ held: what a failed wait returns
 
   File* const file_;
   std::mutex mu_;
@@ -65,6 +71,7 @@ class GroupSync {
   std::set<uint64_t> ahead_;                   // guarded by mu_: written, beyond a gap
   bool syncing_ = false;                       // guarded by mu_
   bool failed_ = false;                        // guarded by mu_
+  Status failure_;                             // guarded by mu_: the first failure
   bool stopping_ = false;                      // guarded by mu_
   Stats stats_;                                // guarded by mu_
   std::multimap<uint64_t, Callback> waiters_;  // guarded by mu_: WhenDurable, by sequence

@@ -243,6 +243,22 @@ Status JournaledStore::CheckpointLocked(std::unique_lock<std::mutex>& lk) {
   retiring_ = std::move(journaled_);
   journaled_.clear();
   cv_.wait(lk, [&] { return unapplied_.empty() || *unapplied_.begin() > applied; });
+  if (failed_.load() || !torn_.empty()) {
+    // A record up to `applied` failed to apply (or the store failed while this waited): the
+    // superblock must not retire it. Nothing is retired; the records stay the journal's.
+    for (const auto& [b, e] : retiring_) AddRange(journaled_, b, e);
+    retiring_.clear();
+    checkpointing_ = false;
+    checkpoint_wanted_ = false;
+    cv_.notify_all();
+    if (!torn_.empty()) {
+      const Status& why = torn_.begin()->second.why;
+      return Status::Error(why.code() == Status::Code::kNoSpace ? Status::Code::kNoSpace
+                                                                : Status::Code::kReadOnly,
+                           "checkpoint held back: " + why.message());
+    }
+    return FailedEarlier(Status::Code::kReadOnly);
+  }
   const uint64_t epoch = epoch_;
   const std::vector<std::pair<uint64_t, uint64_t>> windows = WriteBackWindows(retiring_);
   lk.unlock();
@@ -276,7 +292,7 @@ Status JournaledStore::CheckpointLocked(std::unique_lock<std::mutex>& lk) {
 
 Status JournaledStore::Checkpoint() {
   if (options_.read_only) return Status::Ok();
-  if (failed_.load()) return Status::Error(Status::Code::kSyncFailed, "store failed earlier");
+  if (failed_.load()) return FailedEarlier(Status::Code::kSyncFailed);
   std::unique_lock lk(mu_);
   return CheckpointLocked(lk);
 }
@@ -287,6 +303,14 @@ void JournaledStore::BackgroundLoop() {
   while (!stopping_) {
     cv_.wait_for(lk, std::chrono::seconds(1), [&] { return stopping_ || checkpoint_wanted_; });
     if (stopping_ || failed_.load()) continue;
+    if (has_torn_.load()) {
+      // A record that found no room when applied: try again, so that writes and checkpoints
+      // resume by themselves once there is room.
+      lk.unlock();
+      const bool repaired = RepairTorn().ok();
+      lk.lock();
+      if (!repaired) continue;
+    }
     const bool full =
         used_ > static_cast<uint64_t>(options_.journal_bytes * options_.checkpoint_fill);
     const bool old = used_ > 0 && std::chrono::steady_clock::now() - last > kCheckpointInterval;
@@ -298,8 +322,18 @@ void JournaledStore::BackgroundLoop() {
 }
 
 Status JournaledStore::Fail(Status s) {
+  {
+    std::lock_guard lk(failure_mu_);
+    if (failure_.ok()) failure_ = s;
+  }
   failed_.store(true);
   return s;
+}
+
+Status JournaledStore::FailedEarlier(Status::Code code) {
+  std::lock_guard lk(failure_mu_);
+  return Status::Error(code, "store failed earlier (" + failure_.message() +
+                                 "); restart to recover");
 }
 
 Status JournaledStore::FailUnlessNoSpace(Status s) {
@@ -321,11 +355,9 @@ Status JournaledStore::CheckRange(uint64_t offset, uint64_t length) const {
   return Status::Ok();
 }
 
-Status JournaledStore::CheckWritable(uint64_t offset, uint64_t length) const {
+Status JournaledStore::CheckWritable(uint64_t offset, uint64_t length) {
   if (options_.read_only) return Status::Error(Status::Code::kReadOnly, "store is read-only");
-  if (failed_.load()) {
-    return Status::Error(Status::Code::kReadOnly, "store failed earlier; restart to recover");
-  }
+  if (failed_.load()) return FailedEarlier(Status::Code::kReadOnly);
   return CheckRange(offset, length);
 }
 
@@ -373,21 +405,85 @@ Status JournaledStore::WriteRecord(RecordKind kind, const Slot& slot, uint64_t o
   const size_t padding =
       journal::RecordSpan(static_cast<uint32_t>(data.size())) - header.size() - data.size();
   const Status s = journal_->PWriteParts(slot.at, {header, data, std::span(kZeros).first(padding)});
-  // Marked even when it failed, so later writers' waits fail rather than hang.
-  journal_sync_->MarkWritten(slot.sequence);
+  if (s.ok()) {
+    journal_sync_->MarkWritten(slot.sequence);
+  } else {
+    // A gap: recovery would stop here, so no later record may be acknowledged either. Their
+    // waits fail (sticky), and so does this store.
+    journal_sync_->MarkFailed(slot.sequence, s);
+  }
   return s;
 }
 
 Status JournaledStore::Apply(const Slot& slot, uint64_t offset, std::span<const uint8_t> data,
                              Status durable) {
   // Only a durable record is applied: the data file never holds what replay could not restore.
-  Status s = durable.ok() ? data_->PWrite(offset, data) : std::move(durable);
+  Status s = durable.ok() ? data_->PWrite(offset, data) : durable;
   {
     std::lock_guard lk(mu_);
+    if (durable.ok() && !s.ok()) {
+      // Durable but half applied: the blocks are torn in the data file. Remembered before the
+      // caller lets go of the range lock, so no read sees them and no write goes over them, and
+      // no checkpoint retires the record while it is here (replay at the next start applies
+      // it whole). Out of space, it is applied again once there is room (RepairTorn).
+      s = Status::Error(s.code(), "applying journal record " + std::to_string(slot.sequence) +
+                                      " to bytes " + std::to_string(offset) + "+" +
+                                      std::to_string(data.size()) + " of the LUN: " + s.message());
+      torn_.emplace(slot.sequence, Torn{offset, {data.begin(), data.end()}, s});
+      has_torn_.store(true);
+    }
     unapplied_.erase(slot.sequence);
   }
   cv_.notify_all();
-  if (!s.ok()) return Fail(s);
+  if (!s.ok()) return durable.ok() ? FailUnlessNoSpace(std::move(s)) : Fail(std::move(s));
+  return Status::Ok();
+}
+
+Status JournaledStore::RepairTorn() {
+  std::lock_guard repair(repair_mu_);  // one repairer; torn_ entries are erased only here
+  while (true) {
+    uint64_t sequence = 0;
+    const Torn* t = nullptr;
+    {
+      std::lock_guard lk(mu_);
+      if (torn_.empty()) {
+        has_torn_.store(false);
+        return Status::Ok();
+      }
+      sequence = torn_.begin()->first;
+      t = &torn_.begin()->second;  // stable: map nodes move only when erased, here
+    }
+    auto guard = locks_.Lock(t->offset, t->data.size(), RangeLock::Mode::kExclusive);
+    if (Status s = data_->PWrite(t->offset, t->data); !s.ok()) {
+      s = Status::Error(s.code(), "applying journal record " + std::to_string(sequence) +
+                                      " again: " + s.message());
+      return FailUnlessNoSpace(std::move(s));
+    }
+    std::lock_guard lk(mu_);
+    torn_.erase(sequence);
+  }
+}
+
+Status JournaledStore::CheckNotTorn(uint64_t offset, uint64_t length, bool writing) {
+  if (!has_torn_.load()) return Status::Ok();
+  std::lock_guard lk(mu_);
+  for (const auto& [sequence, t] : torn_) {
+    if (offset < t.offset + t.data.size() && t.offset < offset + length) {
+      // A reader gets an unrecovered read error, as from a disk's unreadable sector; a writer
+      // the failure that left the blocks torn (out of space: until there is room).
+      const bool no_space = writing && t.why.code() == Status::Code::kNoSpace;
+      return Status::Error(no_space ? Status::Code::kNoSpace : Status::Code::kIoError,
+                           "bytes " + std::to_string(offset) + "+" + std::to_string(length) +
+                               " hold a write that could not be applied: " + t.why.message());
+    }
+  }
+  return Status::Ok();
+}
+
+Status JournaledStore::BeforeWrite(uint64_t offset, uint64_t length) {
+  if (Status s = CheckWritable(offset, length); !s.ok()) return s;
+  // Writes wait for no torn record: a torn record holds back every checkpoint.
+  if (has_torn_.load()) return RepairTorn();
   return Status::Ok();
 }
 
@@ -400,7 +496,7 @@ Status JournaledStore::AppendAndApply(RecordKind kind, uint64_t offset,
   {
     std::unique_lock lk(mu_);
     while (true) {
-      if (failed_.load()) return Status::Error(Status::Code::kReadOnly, "store failed earlier");
+      if (failed_.load()) return FailedEarlier(Status::Code::kReadOnly);
       if (ReserveLocked(offset, data.size(), &slot)) break;
       // Journal full: back-pressure until a checkpoint frees space (run one here if none is).
       if (!checkpointing_) {
@@ -425,8 +521,10 @@ bool JournaledStore::TryStartWrite(uint64_t offset, std::span<const uint8_t> dat
     done(Status::Ok());
     return true;
   }
+  if (has_torn_.load()) return false;  // the blocking path repairs first
   auto guard = locks_.TryLock(offset, data.size(), RangeLock::Mode::kExclusive);
   if (!guard) return false;  // an overlapping write is in flight: wait for it elsewhere
+  if (has_torn_.load()) return false;  // torn while this took the lock
   bool journal = kind == WriteKind::kAtomic;
   if (journal) {
     if (Status s = CheckRecordSize(data.size()); !s.ok()) {
@@ -482,44 +580,66 @@ bool JournaledStore::TryStartWrite(uint64_t offset, std::span<const uint8_t> dat
 
 Status JournaledStore::WriteData(uint64_t offset, std::span<const uint8_t> data, Durability d) {
   if (Status s = data_->PWrite(offset, data); !s.ok()) return FailUnlessNoSpace(std::move(s));
-  if (d == Durability::kDurable) {
-    const uint64_t ticket = data_sync_.CompletedUnordered();
-    if (Status s = data_sync_.WaitDurable(ticket); !s.ok()) return Fail(s);
-  }
+  return d == Durability::kDurable ? SyncData() : Status::Ok();
+}
+
+Status JournaledStore::SyncData() {
+  const uint64_t ticket = data_sync_.CompletedUnordered();
+  if (Status s = data_sync_.WaitDurable(ticket); !s.ok()) return Fail(std::move(s));
   return Status::Ok();
 }
 
 Status JournaledStore::Read(uint64_t offset, std::span<uint8_t> out) {
   if (Status s = CheckRange(offset, out.size()); !s.ok()) return s;
   auto guard = locks_.Lock(offset, out.size(), RangeLock::Mode::kShared);
+  if (Status s = CheckNotTorn(offset, out.size(), false); !s.ok()) return s;
   return data_->PRead(offset, out);
 }
 
 std::unique_ptr<MappedRead> JournaledStore::ReadMapped(uint64_t offset, uint64_t length) {
   if (!CheckRange(offset, length).ok()) return nullptr;
-  return MapShared(locks_, *data_, offset, length);
+  auto mapped = MapShared(locks_, *data_, offset, length);
+  // Checked with the range held: torn blocks are Read's to refuse.
+  if (mapped && !CheckNotTorn(offset, length, false).ok()) return nullptr;
+  return mapped;
 }
 
 std::optional<Status> JournaledStore::TryReadNoWait(uint64_t offset, std::span<uint8_t> out) {
   if (Status s = CheckRange(offset, out.size()); !s.ok()) return s;
   auto guard = locks_.TryLock(offset, out.size(), RangeLock::Mode::kShared);
   if (!guard) return std::nullopt;  // an atomic write to these blocks is in flight
+  if (Status s = CheckNotTorn(offset, out.size(), false); !s.ok()) return s;
   if (!data_->TryPReadNoWait(offset, out)) return std::nullopt;
   return Status::Ok();
 }
 
 Status JournaledStore::WriteAtomic(uint64_t offset, std::span<const uint8_t> data, Durability) {
   // Journaled records are durable when acknowledged, whatever the requested durability.
-  if (Status s = CheckWritable(offset, data.size()); !s.ok()) return s;
+  if (Status s = BeforeWrite(offset, data.size()); !s.ok()) return s;
   if (data.empty()) return Status::Ok();
   auto guard = locks_.Lock(offset, data.size(), RangeLock::Mode::kExclusive);
+  if (Status s = CheckNotTorn(offset, data.size(), true); !s.ok()) return s;
   return AppendAndApply(RecordKind::kAtomic, offset, data);
 }
 
+Status JournaledStore::Update(uint64_t offset, uint64_t length, const Modify& modify,
+                              Durability) {
+  // Journaled like WriteAtomic, and under the same exclusive lock from the read to the apply.
+  if (Status s = BeforeWrite(offset, length); !s.ok()) return s;
+  if (length == 0) return Status::Ok();
+  auto guard = locks_.Lock(offset, length, RangeLock::Mode::kExclusive);
+  if (Status s = CheckNotTorn(offset, length, true); !s.ok()) return s;
+  std::vector<uint8_t> blocks(length);
+  if (Status s = data_->PRead(offset, blocks); !s.ok()) return s;
+  if (!modify(blocks)) return Status::Ok();
+  return AppendAndApply(RecordKind::kAtomic, offset, blocks);
+}
+
 Status JournaledStore::Write(uint64_t offset, std::span<const uint8_t> data, Durability d) {
-  if (Status s = CheckWritable(offset, data.size()); !s.ok()) return s;
+  if (Status s = BeforeWrite(offset, data.size()); !s.ok()) return s;
   if (data.empty()) return Status::Ok();
   auto guard = locks_.Lock(offset, data.size(), RangeLock::Mode::kExclusive);
+  if (Status s = CheckNotTorn(offset, data.size(), true); !s.ok()) return s;
   bool journal = false;
   {
     std::lock_guard lk(mu_);
@@ -531,15 +651,14 @@ Status JournaledStore::Write(uint64_t offset, std::span<const uint8_t> data, Dur
 
 Status JournaledStore::Flush() {
   if (options_.read_only) return Status::Ok();
-  if (failed_.load()) return Status::Error(Status::Code::kSyncFailed, "store failed earlier");
-  const uint64_t ticket = data_sync_.CompletedUnordered();
-  if (Status s = data_sync_.WaitDurable(ticket); !s.ok()) return Fail(s);
-  return Status::Ok();
+  if (failed_.load()) return FailedEarlier(Status::Code::kSyncFailed);
+  return SyncData();
 }
 
-Status JournaledStore::Unmap(uint64_t offset, uint64_t length) {
-  if (Status s = CheckWritable(offset, length); !s.ok()) return s;
+Status JournaledStore::Unmap(uint64_t offset, uint64_t length, Durability d) {
+  if (Status s = BeforeWrite(offset, length); !s.ok()) return s;
   auto guard = locks_.Lock(offset, length, RangeLock::Mode::kExclusive);
+  if (Status s = CheckNotTorn(offset, length, true); !s.ok()) return s;
   {
     // Replay must not resurrect data this deallocates: retire overlapping records first.
     std::unique_lock lk(mu_);
@@ -548,7 +667,8 @@ Status JournaledStore::Unmap(uint64_t offset, uint64_t length) {
     }
   }
   if (Status s = data_->PunchHole(offset, length); !s.ok()) return FailUnlessNoSpace(std::move(s));
-  return Status::Ok();
+  // Deallocation follows the write-cache mode like a write: durable before GOOD when asked.
+  return d == Durability::kDurable ? SyncData() : Status::Ok();
 }
 
 BlockStore::Extent JournaledStore::Provisioning(uint64_t offset, uint64_t max_length) {

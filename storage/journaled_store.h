@@ -19,7 +19,12 @@
 // - Open() recovers before anything is served: replays the records of the superblock's epoch in
 //   sequence order from the superblock's start offset, stops at the first torn, corrupt, stale
 //   or out-of-sequence record, syncs, and starts a new epoch with an empty journal.
-// - A failed write or sync is sticky: every later write is refused until restart.
+// - A failed write or sync is sticky: every later write is refused until restart, with the
+//   first failure named. Out of space is not: the write is refused and nothing else changes.
+// - A durable record whose apply to the data file fails is never retired: its blocks read as
+//   an unrecovered read error, and no write goes over them, until it is applied again (out of
+//   space: by the next write or the background thread once there is room) or, after a sticky
+//   failure, replayed at the next start.
 //
 // Thread-safe: the target calls it from its storage pool.
 #pragma once
@@ -32,6 +37,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "storage/block_store.h"
 #include "storage/file_system.h"
@@ -79,8 +85,9 @@ class JournaledStore final : public BlockStore {
   Status WriteAtomic(uint64_t offset, std::span<const uint8_t> data, Durability d) override;
   [[nodiscard]] bool TryStartWrite(uint64_t offset, std::span<const uint8_t> data, WriteKind kind,
                                    Durability d, const WriteDone& done) override;
+  Status Update(uint64_t offset, uint64_t length, const Modify& modify, Durability d) override;
   Status Flush() override;
-  Status Unmap(uint64_t offset, uint64_t length) override;
+  Status Unmap(uint64_t offset, uint64_t length, Durability d) override;
   [[nodiscard]] Extent Provisioning(uint64_t offset, uint64_t max_length) override;
 
   // Applies nothing new; makes the journal empty (used at shutdown and by tests).
@@ -103,7 +110,7 @@ class JournaledStore final : public BlockStore {
   Status WriteSuperblock(uint64_t epoch, uint64_t applied, uint64_t start);
   Status StartEpoch();  // at Open, nothing in flight: sync, next epoch, empty journal
   Status CheckRange(uint64_t offset, uint64_t length) const;
-  Status CheckWritable(uint64_t offset, uint64_t length) const;
+  Status CheckWritable(uint64_t offset, uint64_t length);
   // Where a journal record goes.
   struct Slot {
     uint64_t sequence = 0, epoch = 0, at = 0;
@@ -119,9 +126,17 @@ class JournaledStore final : public BlockStore {
                      std::span<const uint8_t> data);
   Status Apply(const Slot& slot, uint64_t offset, std::span<const uint8_t> data, Status durable);
   Status WriteData(uint64_t offset, std::span<const uint8_t> data, Durability d);
+  Status SyncData();  // a group-committed fdatasync of the data file; sticky on failure
+  // Every write's first step: writable, in range, and no torn record left (RepairTorn).
+  Status BeforeWrite(uint64_t offset, uint64_t length);
+  // Applies the torn records again, in sequence order, each under its range's exclusive lock.
+  Status RepairTorn();
+  // An error if the range overlaps a torn record (the range lock held).
+  Status CheckNotTorn(uint64_t offset, uint64_t length, bool writing);
   Status CheckpointLocked(std::unique_lock<std::mutex>& lk);
   [[nodiscard]] bool OverlapsJournaled(uint64_t offset, uint64_t length) const;  // mu_ held
-  Status Fail(Status s);
+  Status Fail(Status s);                   // sticky: remembers the first failure
+  Status FailedEarlier(Status::Code code);  // what a failed store answers, naming that failure
   Status FailUnlessNoSpace(Status s);  // a failed write: sticky (Fail) unless out of space
   void BackgroundLoop();
 
@@ -133,6 +148,8 @@ class JournaledStore final : public BlockStore {
   GroupSync data_sync_;
   std::unique_ptr<GroupSync> journal_sync_;
   std::atomic<bool> failed_{false};
+  std::mutex failure_mu_;
+  Status failure_;  // guarded by failure_mu_: the first sticky failure
 
   std::mutex mu_;
   std::condition_variable cv_;  // space freed, checkpoint done, in-flight drained
@@ -152,6 +169,16 @@ class JournaledStore final : public BlockStore {
   std::map<uint64_t, uint64_t> journaled_;  // guarded by mu_
   std::map<uint64_t, uint64_t> retiring_;   // guarded by mu_
   uint64_t checkpoints_ = 0;                // guarded by mu_
+  // Records durable in the journal whose apply to the data file failed, by sequence: their
+  // blocks are torn in the data file until RepairTorn applies them again (docs/journal-format.md).
+  struct Torn {
+    uint64_t offset;
+    std::vector<uint8_t> data;
+    Status why;
+  };
+  std::map<uint64_t, Torn> torn_;         // guarded by mu_; entries erased only by RepairTorn
+  std::atomic<bool> has_torn_{false};     // !torn_.empty(), read without mu_ on the hot paths
+  std::mutex repair_mu_;                  // one RepairTorn at a time; taken before locks_ and mu_
   std::thread background_;
 };
 

@@ -35,6 +35,11 @@ Status WriteErrno(const std::string& what) {
   return Errno(full ? Status::Code::kNoSpace : Status::Code::kIoError, what);
 }
 
+// " at OFFSET (LENGTH bytes)", for error messages that name the I/O that failed.
+std::string Where(uint64_t offset, uint64_t length) {
+  return " at " + std::to_string(offset) + " (" + std::to_string(length) + " bytes)";
+}
+
 std::string DirOf(const std::string& path) {
   const size_t slash = path.rfind('/');
   if (slash == std::string::npos) return ".";
@@ -91,7 +96,7 @@ class PosixFile final : public File {
       const ssize_t n =
           ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Errno(Status::Code::kIoError, "pread " + path_);
+      if (n < 0) return Errno(Status::Code::kIoError, "pread " + path_ + Where(offset + done, out.size() - done));
       if (n == 0) {
         std::memset(out.data() + done, 0, out.size() - done);
         break;
@@ -107,7 +112,7 @@ class PosixFile final : public File {
       const size_t piece = std::min(kWritePiece, data.size() - done);
       const ssize_t n = ::pwrite(fd_, data.data() + done, piece, static_cast<off_t>(offset + done));
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return WriteErrno("pwrite " + path_);
+      if (n < 0) return WriteErrno("pwrite " + path_ + Where(offset + done, piece));
       if (n == 0) return Status::Error(Status::Code::kIoError, "pwrite wrote nothing: " + path_);
       done += static_cast<size_t>(n);
     }
@@ -160,7 +165,7 @@ class PosixFile final : public File {
       cannot_reserve_.store(true, std::memory_order_relaxed);
       return Status::Ok();
     }
-    return WriteErrno("fallocate " + path_);
+    return WriteErrno("fallocate " + path_ + Where(offset, length));
   }
 
   uint64_t Size() override {
@@ -303,7 +308,7 @@ class LogFile final : public File {
     std::lock_guard lk(sync_mu_);
     Status s = WriteKeptLocked();
     if (s.ok()) s = file_->Sync();  // same inode: fdatasync flushes the device's cache
-    if (!s.ok()) failed_ = true;
+    if (!s.ok() && failure_.ok()) failure_ = s;
     return s;
   }
 
@@ -374,7 +379,10 @@ class LogFile final : public File {
       batch.swap(kept_);
     }
     // After a failure, what is written is dropped (never to be made durable), not kept.
-    if (failed_) return Status::Error(Status::Code::kSyncFailed, "an earlier log write failed");
+    if (!failure_.ok()) {
+      return Status::Error(Status::Code::kSyncFailed, "an earlier write or sync of the log failed: " +
+                                                          failure_.message());
+    }
     std::vector<iovec> iov;
     auto it = batch.begin();
     while (it != batch.end()) {
@@ -387,11 +395,17 @@ class LogFile final : public File {
         ++it;
       }
       if (Status s = WriteAll(start, iov); !s.ok()) {
-        failed_ = true;
+        failure_ = s;
         return s;
       }
     }
     return Status::Ok();
+  }
+
+  static size_t Length(const std::vector<iovec>& iov, size_t first) {
+    size_t n = 0;
+    for (size_t i = first; i < iov.size(); ++i) n += iov[i].iov_len;
+    return n;
   }
 
   Status WriteAll(uint64_t offset, std::vector<iovec>& iov) {
@@ -400,7 +414,10 @@ class LogFile final : public File {
       const ssize_t n = ::pwritev(direct_fd_, iov.data() + first,
                                   static_cast<int>(iov.size() - first), static_cast<off_t>(offset));
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return WriteErrno("pwritev (O_DIRECT) " + path_);
+      if (n < 0) {
+        return WriteErrno("pwritev (O_DIRECT) " + path_ + " at " + std::to_string(offset) + " (" +
+                          std::to_string(Length(iov, first)) + " bytes)");
+      }
       if (n == 0) return Status::Error(Status::Code::kIoError, "pwritev wrote nothing: " + path_);
       offset += static_cast<uint64_t>(n);
       for (auto left = static_cast<size_t>(n); left > 0;) {  // a short write: go on after it
@@ -419,7 +436,7 @@ class LogFile final : public File {
   const std::string path_;
   const size_t mem_align_;
   std::mutex sync_mu_;   // one writer of what is kept at a time; taken before mu_
-  bool failed_ = false;  // guarded by sync_mu_
+  Status failure_;  // guarded by sync_mu_: the first failed write or sync, sticky
   std::mutex mu_;
   std::map<uint64_t, Kept> kept_;  // guarded by mu_: by offset, disjoint
 };

@@ -161,7 +161,6 @@ class LogicalUnit {
   std::condition_variable started_cv_;
   int started_writes_ = 0;  // guarded by started_mu_
   std::vector<uint16_t> target_luns_;
-  std::mutex read_modify_write_mu_;  // serialises COMPARE AND WRITE and ORWRITE
 
   std::mutex state_mu_;
   std::map<uint64_t, std::deque<protocol::Sense>> unit_attentions_;  // guarded by state_mu_

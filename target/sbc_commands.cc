@@ -275,13 +275,14 @@ ScsiOutcome LogicalUnit::RunVerify(const Nexus&, Bytes cdb, std::vector<uint8_t>
 ScsiOutcome LogicalUnit::RunOrWrite(const Nexus&, Bytes cdb, std::vector<uint8_t>& data) {
   const BlockCdb c = Decode(cdb);
   if (data.empty()) return ScsiOutcome::Good();
-  // Read-modify-write must not interleave with another ORWRITE or COMPARE AND WRITE.
-  std::lock_guard lk(read_modify_write_mu_);
-  std::vector<uint8_t> medium(data.size());
-  storage::Status s = store_->Read(c.lba * disk_.block_size, medium);
-  if (!s.ok()) return OutcomeFromStorage(s, false);
-  for (size_t i = 0; i < medium.size(); ++i) medium[i] |= data[i];
-  s = store_->WriteAtomic(c.lba * disk_.block_size, medium, DurabilityFor(c.fua));
+  // Read, OR and write under one hold of the blocks: no other write lands in between.
+  const storage::Status s = store_->Update(
+      c.lba * disk_.block_size, data.size(),
+      [&](std::span<uint8_t> medium) {
+        for (size_t i = 0; i < medium.size(); ++i) medium[i] |= data[i];
+        return true;
+      },
+      DurabilityFor(c.fua));
   return OutcomeFromStorage(s, true);
 }
 
@@ -289,14 +290,21 @@ ScsiOutcome LogicalUnit::RunCompareAndWrite(const Nexus&, Bytes cdb, std::vector
   const BlockCdb c = Decode(cdb);
   if (c.blocks == 0) return ScsiOutcome::Good();
   const size_t half = data.size() / 2;
-  std::lock_guard lk(read_modify_write_mu_);
-  std::vector<uint8_t> medium(half);
-  storage::Status s = store_->Read(c.lba * disk_.block_size, medium);
-  if (!s.ok()) return OutcomeFromStorage(s, false);
-  if (auto at = FirstMismatch(medium, Bytes(data).first(half))) return Miscompare(*at);
-  s = store_->WriteAtomic(c.lba * disk_.block_size, Bytes(data).subspan(half),
-                          DurabilityFor(c.fua));
-  return OutcomeFromStorage(s, true);
+  // Compare and write under one hold of the blocks (SBC-4 §5.3): a WRITE to them from any
+  // nexus comes wholly before the compare or wholly after the write (VMware ATS relies on it).
+  std::optional<uint32_t> mismatch;
+  const storage::Status s = store_->Update(
+      c.lba * disk_.block_size, half,
+      [&](std::span<uint8_t> medium) {
+        mismatch = FirstMismatch(medium, Bytes(data).first(half));
+        if (mismatch) return false;
+        std::copy_n(data.begin() + static_cast<ptrdiff_t>(half), half, medium.begin());
+        return true;
+      },
+      DurabilityFor(c.fua));
+  if (!s.ok()) return OutcomeFromStorage(s, true);
+  if (mismatch) return Miscompare(*mismatch);
+  return ScsiOutcome::Good();
 }
 
 ScsiOutcome LogicalUnit::RunWriteSame(const Nexus&, Bytes cdb, std::vector<uint8_t>& data) {
@@ -308,7 +316,8 @@ ScsiOutcome LogicalUnit::RunWriteSame(const Nexus&, Bytes cdb, std::vector<uint8
   const bool unmap = (c.byte1 & 0x08) != 0;
   // With UNMAP and a zero block, deallocate: reads then return zeros (LBPRZ).
   if (unmap && zeros) {
-    return OutcomeFromStorage(store_->Unmap(c.lba * bs, uint64_t{c.blocks} * bs), true);
+    return OutcomeFromStorage(
+        store_->Unmap(c.lba * bs, uint64_t{c.blocks} * bs, DurabilityFor(false)), true);
   }
   constexpr uint64_t kChunkBlocks = 2048;
   std::vector<uint8_t> chunk;
@@ -369,7 +378,9 @@ ScsiOutcome LogicalUnit::RunUnmap(const Nexus&, Bytes, std::vector<uint8_t>& par
     const uint64_t lba = protocol::LoadBe64(params, 8 + 16 * i);
     const uint32_t n = protocol::LoadBe32(params, 16 + 16 * i);
     if (n == 0) continue;
-    storage::Status s = store_->Unmap(lba * disk_.block_size, uint64_t{n} * disk_.block_size);
+    // UNMAP has no FUA bit: it follows the write-cache mode (WCE=0: durable before GOOD).
+    storage::Status s = store_->Unmap(lba * disk_.block_size, uint64_t{n} * disk_.block_size,
+                                      DurabilityFor(false));
     if (!s.ok()) return OutcomeFromStorage(s, true);
   }
   return ScsiOutcome::Good();

@@ -62,7 +62,7 @@ TEST(FileStore, UnmapReadsBackZeros) {
   auto s = OpenStore(dir.File("a.img"));
   std::vector<uint8_t> w(65536, 0x5a), r(65536);
   ASSERT_TRUE(s->Write(0, w, Durability::kCached).ok());
-  ASSERT_TRUE(s->Unmap(0, 65536).ok());
+  ASSERT_TRUE(s->Unmap(0, 65536, Durability::kCached).ok());
   ASSERT_TRUE(s->Read(0, r).ok());
   EXPECT_EQ(r, std::vector<uint8_t>(65536, 0));
 }

@@ -488,7 +488,7 @@ TEST(JournaledStore, UnmapAfterAtomicWriteIsNotUndoneByReplay) {
   auto s = OpenOk(&fs);
   fs.RestartLog();
   ASSERT_TRUE(s->WriteAtomic(0, Fill(4096, 0xaa), Durability::kDurable).ok());
-  ASSERT_TRUE(s->Unmap(0, 4096).ok());
+  ASSERT_TRUE(s->Unmap(0, 4096, Durability::kCached).ok());
   ASSERT_TRUE(s->Flush().ok());
   std::mt19937_64 rng(2);
   auto crashed = fs.CrashState(fs.EventCount(), rng);

@@ -3,11 +3,17 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <condition_variable>
 #include <cstring>
+#include <future>
+#include <mutex>
 #include <filesystem>
 
 #include "protocol/byte_order.h"
+#include "storage/fault_file_system.h"
 #include "storage/file_store.h"
+#include "storage/journaled_store.h"
 #include "storage/mem_file_system.h"
 
 namespace untorn::target {
@@ -310,6 +316,97 @@ TEST_F(LogicalUnitTest, ReadBeyondEndAndOverMaximumTransfer) {
   protocol::StoreBe64(r16, 2, 0);
   protocol::StoreBe32(r16, 10, 16385);
   ExpectSense(Run(r16), SenseKey::kIllegalRequest, 0x24, 0x00);
+}
+
+// A WRITE from another nexus arrives while COMPARE AND WRITE has read and compared its blocks
+// but not yet written them. It must land wholly after the COMPARE AND WRITE (or before the
+// compare): both GOOD and the medium holding the COMPARE AND WRITE's data would be a write
+// silently lost. Before the fix the WRITE, queued first for the blocks, landed in between.
+// For both stores, the file store and the journaled one.
+TEST_F(LogicalUnitTest, CompareAndWriteIsAtomicAgainstAConcurrentWrite) {
+  for (const bool journaled : {false, true}) {
+    SCOPED_TRACE(journaled ? "journaled store" : "file store");
+    storage::MemFileSystem mem;
+    storage::FaultFileSystem fs(&mem);
+    config::Lun l;
+    l.size = 1 << 20;
+    l.atomic = {1024, 8, 8, 0, 0, false};
+    std::unique_ptr<storage::BlockStore> store;
+    if (journaled) {
+      storage::JournaledStore::Options o;
+      o.data_path = "/lun.img";
+      o.size_bytes = l.size;
+      o.fs = &fs;
+      o.background_checkpoint = false;
+      std::unique_ptr<storage::JournaledStore> j;
+      ASSERT_TRUE(storage::JournaledStore::Open(o, &j, nullptr).ok());
+      store = std::move(j);
+    } else {
+      storage::FileStore::Options o{"/lun.img", l.size, 512, false};
+      o.fs = &fs;
+      std::unique_ptr<storage::FileStore> f;
+      ASSERT_TRUE(storage::FileStore::Open(o, &f).ok());
+      store = std::move(f);
+    }
+    lu_ = std::make_unique<LogicalUnit>(l, "iqn.2026-11.org.untorn:t", std::move(store), &metrics_);
+    lu_->SetTargetLuns({0});
+    lu_->AddNexus(nexus_);
+    const Nexus other{2, "iqn.other", 2};
+    lu_->AddNexus(other);
+    std::vector<uint8_t> tur(6, 0);
+    (void)lu_->Execute(other, tur, {});  // the other nexus's POWER ON unit attention
+
+    std::vector<uint8_t> caw(16, 0);
+    caw[0] = 0x89;
+    caw[13] = 8;  // 8 blocks at LBA 0: compare zeros, write 0x11
+    std::vector<uint8_t> caw_data(8192, 0);
+    std::fill(caw_data.begin() + 4096, caw_data.end(), 0x11);
+    std::vector<uint8_t> write16(16, 0);
+    write16[0] = 0x8a;
+    protocol::StoreBe32(write16, 10, 8);  // the same 8 blocks: 0xee
+
+    std::future<ScsiOutcome> racing;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool write_done = false;
+    fs.SetHook([&](const storage::FaultFileSystem::Call& c) {
+      // The COMPARE AND WRITE's read of its blocks: the other nexus writes them now. Give that
+      // write a bounded chance to land before the compare-and-write goes on; with the blocks
+      // held it cannot, and the wait runs out.
+      if (c.op != storage::FaultFileSystem::Op::kPRead || c.path != "/lun.img" || racing.valid()) {
+        return;
+      }
+      racing = std::async(std::launch::async, [&] {
+        ScsiOutcome o = lu_->Execute(other, write16, std::vector<uint8_t>(4096, 0xee));
+        std::lock_guard lk(mu);
+        write_done = true;
+        cv.notify_all();
+        return o;
+      });
+      std::unique_lock lk(mu);
+      cv.wait_for(lk, std::chrono::milliseconds(300), [&] { return write_done; });
+    });
+    const ScsiOutcome caw_outcome = Run(caw, caw_data);
+    ASSERT_TRUE(racing.valid());
+    const ScsiOutcome write_outcome = racing.get();
+    fs.SetHook(nullptr);
+    EXPECT_EQ(write_outcome.status, protocol::ScsiStatus::kGood);
+    std::vector<uint8_t> read16(16, 0);
+    read16[0] = 0x88;
+    protocol::StoreBe32(read16, 10, 8);
+    const ScsiOutcome back = Run(read16);
+    ASSERT_EQ(back.data_in.size(), 4096u);
+    if (caw_outcome.status == protocol::ScsiStatus::kGood) {
+      // The COMPARE AND WRITE came first: the WRITE must be what is left.
+      EXPECT_EQ(back.data_in[0], 0xee) << "the GOOD WRITE was overwritten by COMPARE AND WRITE";
+    } else {
+      ExpectSense(caw_outcome, SenseKey::kMiscompare, 0x1d, 0x00);
+      EXPECT_EQ(back.data_in[0], 0xee);
+    }
+    EXPECT_TRUE(std::all_of(back.data_in.begin(), back.data_in.end(),
+                            [&](uint8_t b) { return b == back.data_in[0]; }));
+    lu_.reset();
+  }
 }
 
 }  // namespace
