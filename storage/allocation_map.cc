@@ -29,12 +29,18 @@ bool AllocationMap::Covered(uint64_t offset, uint64_t length) {
   return true;
 }
 
-void AllocationMap::Mark(uint64_t offset, uint64_t length) {
+uint64_t AllocationMap::Generation() {
+  std::lock_guard lk(mu_);
+  return generation_;
+}
+
+void AllocationMap::Mark(uint64_t offset, uint64_t length, uint64_t generation) {
   if (offset > std::numeric_limits<uint64_t>::max() - length) return;
   const uint64_t first = (offset + granule_ - 1) / granule_;  // granules wholly inside
   const uint64_t end = std::min((offset + length) / granule_, kMaxGranules);
   if (first >= end) return;
   std::lock_guard lk(mu_);
+  if (generation != generation_) return;  // a Forget ran since the lookup: it may be stale
   if ((end - 1) / 64 >= bits_.size()) bits_.resize((end - 1) / 64 + 1, 0);
   for (uint64_t g = first; g < end; ++g) bits_[g / 64] |= uint64_t{1} << (g % 64);
 }
@@ -46,6 +52,7 @@ void AllocationMap::Forget(uint64_t offset, uint64_t length) {
                             ? std::numeric_limits<uint64_t>::max() / granule_
                             : (offset + length - 1) / granule_;
   std::lock_guard lk(mu_);
+  ++generation_;
   const uint64_t end = std::min<uint64_t>(last + 1, bits_.size() * 64);
   for (uint64_t g = first; g < end; ++g) bits_[g / 64] &= ~(uint64_t{1} << (g % 64));
 }

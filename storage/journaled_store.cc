@@ -58,6 +58,25 @@ std::vector<std::pair<uint64_t, uint64_t>> WriteBackWindows(
   return windows;
 }
 
+// Whether the file at `path` is all zeros (or empty).
+Status HoldsNothing(FileSystem& fs, const std::string& path, bool* empty) {
+  std::unique_ptr<File> f;
+  if (Status s = fs.Open(path, false, true, &f); !s.ok()) return s;
+  const uint64_t size = f->Size();
+  std::vector<uint8_t> buf(1 << 20);
+  for (uint64_t at = 0; at < size; at += buf.size()) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - at));
+    if (Status s = f->PRead(at, std::span(buf).first(n)); !s.ok()) return s;
+    if (std::any_of(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(n),
+                    [](uint8_t b) { return b != 0; })) {
+      *empty = false;
+      return Status::Ok();
+    }
+  }
+  *empty = true;
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status JournaledStore::Open(const Options& options, std::unique_ptr<JournaledStore>* out,
@@ -103,8 +122,20 @@ Status JournaledStore::Open(const Options& options, std::unique_ptr<JournaledSto
     sb = *decoded;
     have_super = true;
   }
-  if (o.read_only && !have_super && o.fs->Exists(JournalPath(o.data_path))) {
-    return Status::Error(Status::Code::kInvalid, "read-only LUN has a journal but no superblock");
+  if (!have_super && o.fs->Exists(JournalPath(o.data_path))) {
+    // Without its superblock nothing says which of the journal's records are live: starting a
+    // new epoch over them could let a later recovery accept old ones, and dropping them could
+    // lose acknowledged writes. A journal of zeros (a first start cut short) holds nothing.
+    bool empty = false;
+    if (Status s = HoldsNothing(*o.fs, JournalPath(o.data_path), &empty); !s.ok()) return s;
+    if (!empty) {
+      return Status::Error(
+          Status::Code::kInvalid,
+          JournalPath(o.data_path) + " holds records but " + super_path +
+              " is missing, so they cannot be replayed safely; restore the superblock, or "
+              "remove the journal to serve the data file as it is (its unapplied records are "
+              "then lost)");
+    }
   }
   if (!o.read_only || o.fs->Exists(JournalPath(o.data_path))) {
     if (Status s = o.fs->Open(JournalPath(o.data_path), true, o.read_only, &jfile); !s.ok()) {

@@ -153,12 +153,13 @@ class PosixFile final : public File {
     const uint64_t g = allocated_.granule();
     const uint64_t begin = offset / g * g;
     const uint64_t end = (offset + length + g - 1) / g * g;
+    const uint64_t generation = allocated_.Generation();  // before the lookup: see AllocationMap
     if (Allocated(begin, end - begin)) {
-      allocated_.Mark(begin, end - begin);
+      allocated_.Mark(begin, end - begin, generation);
       return Status::Ok();
     }
     if (::fallocate(fd_, 0, static_cast<off_t>(offset), static_cast<off_t>(length)) == 0) {
-      allocated_.Mark(offset, length);
+      allocated_.Mark(offset, length, generation);
       return Status::Ok();
     }
     if (errno == EOPNOTSUPP) {  // cannot reserve here (see file_system.h), nor ever will
