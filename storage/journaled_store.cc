@@ -147,6 +147,32 @@ Status JournaledStore::Open(const Options& options, std::unique_ptr<JournaledSto
   RecoveryReport* r = report != nullptr ? report : &local;
   if (have_super) {
     if (Status s = store->Recover(sb, r); !s.ok()) return s;
+    if (o.read_only && r->records_replayed > 0) {
+      // The records are the LUN's own metadata: served without them, the data file could be
+      // torn or missing acknowledged writes. Replay them (read-write), then serve read-only.
+      const uint64_t pending = r->records_replayed;
+      store.reset();
+      Options rw = o;
+      rw.read_only = false;
+      rw.background_checkpoint = false;
+      rw.preallocate = false;
+      std::unique_ptr<JournaledStore> writer;
+      Status s = Open(rw, &writer, r);
+      if (s.ok()) s = writer->Checkpoint();
+      if (!s.ok()) {
+        return Status::Error(s.code(), "read-only LUN " + o.data_path + ": its journal holds " +
+                                           std::to_string(pending) +
+                                           " record(s) to replay before it can be served, and "
+                                           "replaying needs its files writable: " +
+                                           s.message());
+      }
+      writer.reset();
+      RecoveryReport after;  // the journal is empty now
+      s = Open(o, out, &after);
+      r->seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return s;
+    }
   } else {
     r->stop_reason = "new journal";
     store->epoch_ = 0;

@@ -141,6 +141,27 @@ TEST(JournaledStore, ReplaysCompleteRecordsInOrder) {
   EXPECT_EQ(b[0], 3);
 }
 
+// A read-only LUN whose journal holds records (a crash before they were checkpointed) serves
+// them: replayed first, then opened read-only. Before the fix it served the data file without
+// them while the report said they were replayed.
+TEST(JournaledStore, ReadOnlyOpenReplaysTheJournalFirst) {
+  MemFileSystem fs;
+  LayDown(&fs, 5, 10, {{5, 11, 0, Fill(4096, 1)}, {5, 12, 8192, Fill(512, 3)}});
+  JournaledStore::Options o = Opts(&fs);
+  o.read_only = true;
+  std::unique_ptr<JournaledStore> s;
+  JournaledStore::RecoveryReport r;
+  const Status st = JournaledStore::Open(o, &s, &r);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(r.records_replayed, 2u);
+  std::vector<uint8_t> b(4096);
+  ASSERT_TRUE(s->Read(0, b).ok());
+  EXPECT_EQ(b, Fill(4096, 1));
+  ASSERT_TRUE(s->Read(8192, std::span(b).first(512)).ok());
+  EXPECT_EQ(b[0], 3);
+  EXPECT_EQ(s->Write(0, Fill(512, 9), Durability::kDurable).code(), Status::Code::kReadOnly);
+}
+
 TEST(JournaledStore, TruncatedTrailingRecordIsIgnored) {
   MemFileSystem fs;
   std::vector<uint8_t> j;
