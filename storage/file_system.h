@@ -51,6 +51,11 @@ class File {
   [[nodiscard]] virtual uint64_t Size() = 0;
   // Deallocates a range (it then reads as zeros); may fall back to writing zeros.
   virtual Status PunchHole(uint64_t offset, uint64_t length) = 0;
+  // The unit the device under the file writes whole (its physical block): a write to part of
+  // one makes the device read, modify and write all of it, and a power cut then may tear or
+  // lose any of it. The journal starts each record on one, so that writing a record never
+  // rewrites a block that holds an earlier, acknowledged one. The default: 512.
+  [[nodiscard]] virtual uint32_t PhysicalBlockSize() { return 512; }
   // First byte at or after `offset` that may hold data, or nullopt-equivalent UINT64_MAX.
   [[nodiscard]] virtual uint64_t NextData(uint64_t offset) = 0;
   // First byte at or after `offset` that is a hole (or the size).

@@ -116,6 +116,7 @@ std::vector<uint8_t> EncodeSuperblock(const Superblock& s) {
   StoreLe64(b, 24, s.journal_size);
   StoreLe64(b, 32, s.lun_size);
   StoreLe32(b, 40, s.block_size);
+  StoreLe32(b, 44, s.record_align);
   StoreLe64(b, 48, s.start_offset);
   StoreLe32(b, 60, protocol::Crc32c(Bytes(b).first(60)));
   return b;
@@ -141,7 +142,15 @@ std::optional<Superblock> DecodeSuperblock(Bytes b, std::string* why) {
   s.lun_size = LoadLe64(b, 32);
   s.block_size = LoadLe32(b, 40);
   s.start_offset = LoadLe64(b, 48);
-  if (s.start_offset % kRecordAlign != 0 ||
+  const uint32_t align = LoadLe32(b, 44);
+  s.record_align = align == 0 ? kRecordAlign : align;  // 0: written before the field existed
+  if (s.record_align < kRecordAlign || s.record_align > kMaxRecordAlign ||
+      (s.record_align & (s.record_align - 1)) != 0) {
+    *why = "superblock record alignment " + std::to_string(align) + " is not a power of two " +
+           "from 512 to 65536";
+    return std::nullopt;
+  }
+  if (s.start_offset % s.record_align != 0 ||
       (s.journal_size != 0 && s.start_offset >= s.journal_size)) {
     *why =
         "superblock start offset " + std::to_string(s.start_offset) + " is not a record position";

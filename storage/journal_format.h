@@ -20,7 +20,11 @@ inline constexpr uint32_t kSuperMagic = 0x42535455;   // "UTSB"
 inline constexpr uint16_t kVersion = 1;
 inline constexpr size_t kHeaderSize = 48;
 inline constexpr size_t kSuperSize = 64;
-inline constexpr uint64_t kRecordAlign = 512;  // records start on 512-byte boundaries
+// Records start on boundaries of the superblock's record alignment: a power of two from 512
+// (the default, and what superblocks written before the field existed mean) to 64 KiB, the
+// journal device's physical block size when it was started (docs/journal-format.md).
+inline constexpr uint64_t kRecordAlign = 512;
+inline constexpr uint64_t kMaxRecordAlign = 64 << 10;
 
 enum class RecordKind : uint16_t {
   kAtomic = 1,   // WRITE ATOMIC(16) / COMPARE AND WRITE payload: all or nothing
@@ -37,8 +41,8 @@ struct RecordHeader {
 };
 
 // Size a record occupies in the journal, header and padding included.
-[[nodiscard]] inline uint64_t RecordSpan(uint32_t payload) {
-  return (kHeaderSize + payload + kRecordAlign - 1) / kRecordAlign * kRecordAlign;
+[[nodiscard]] inline uint64_t RecordSpan(uint32_t payload, uint64_t align = kRecordAlign) {
+  return (kHeaderSize + payload + align - 1) / align * align;
 }
 
 // The header of a record carrying `payload`, CRC filled in; the record on disk is this, the
@@ -66,6 +70,7 @@ struct Superblock {
   uint64_t lun_size = 0;
   uint32_t block_size = 0;
   uint64_t start_offset = 0;  // journal offset of record applied_sequence + 1 (the live region)
+  uint32_t record_align = kRecordAlign;  // records of this epoch start on multiples of this
 };
 [[nodiscard]] std::vector<uint8_t> EncodeSuperblock(const Superblock& s);
 [[nodiscard]] std::optional<Superblock> DecodeSuperblock(Bytes b, std::string* why);

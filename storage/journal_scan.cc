@@ -13,8 +13,9 @@ struct Found {
   std::vector<uint8_t> header_bytes, payload;
 };
 
-Status ReadDue(File& journal, uint64_t pos, uint64_t epoch, uint64_t due, uint64_t lun_size,
+Status ReadDue(File& journal, uint64_t pos, const Superblock& sb, uint64_t due, uint64_t lun_size,
                std::optional<Found>* out, std::string* why) {
+  const uint64_t epoch = sb.epoch;
   out->reset();
   const uint64_t size = journal.Size();
   if (pos + kHeaderSize > size) {
@@ -23,7 +24,12 @@ Status ReadDue(File& journal, uint64_t pos, uint64_t epoch, uint64_t due, uint64
   }
   Found f;
   f.header_bytes.resize(kHeaderSize);
-  if (Status s = journal.PRead(pos, f.header_bytes); !s.ok()) return s;
+  if (Status s = journal.PRead(pos, f.header_bytes); !s.ok()) {
+    // A sector the device lost while writing it when the power went: that is where the
+    // journal's writes stopped (a later group commit starts only after this one's sync).
+    *why = "unreadable (" + s.message() + ")";
+    return Status::Ok();
+  }
   Invalid invalid;
   const auto h = DecodeHeader(f.header_bytes, &invalid);
   if (!h) {
@@ -41,12 +47,15 @@ Status ReadDue(File& journal, uint64_t pos, uint64_t epoch, uint64_t due, uint64
     return Status::Ok();
   }
   if (h->offset > lun_size || h->length > lun_size - h->offset ||
-      pos + RecordSpan(h->length) > size) {
+      pos + RecordSpan(h->length, sb.record_align) > size) {
     *why = "record out of bounds";
     return Status::Ok();
   }
   f.payload.resize(h->length);
-  if (Status s = journal.PRead(pos + kHeaderSize, f.payload); !s.ok()) return s;
+  if (Status s = journal.PRead(pos + kHeaderSize, f.payload); !s.ok()) {
+    *why = "unreadable (" + s.message() + ")";
+    return Status::Ok();
+  }
   if (!CheckCrc(*h, f.header_bytes, f.payload)) {
     *why = InvalidName(Invalid::kChecksum);
     return Status::Ok();
@@ -72,7 +81,7 @@ Status Scan(File& journal, const Superblock& sb, uint64_t lun_size, const Record
     const uint64_t due = result->last_sequence + 1;
     std::optional<Found> found;
     std::string why;
-    if (Status s = ReadDue(journal, pos, sb.epoch, due, lun_size, &found, &why); !s.ok()) {
+    if (Status s = ReadDue(journal, pos, sb, due, lun_size, &found, &why); !s.ok()) {
       return s;
     }
     if (!found && pos != 0) {
@@ -80,7 +89,7 @@ Status Scan(File& journal, const Superblock& sb, uint64_t lun_size, const Record
       // may be there. Only the due sequence of this epoch with a matching CRC is taken, and a
       // sequence is written once per epoch, so this cannot pick up a stale record.
       std::string why_at_zero;
-      if (Status s = ReadDue(journal, 0, sb.epoch, due, lun_size, &found, &why_at_zero); !s.ok()) {
+      if (Status s = ReadDue(journal, 0, sb, due, lun_size, &found, &why_at_zero); !s.ok()) {
         return s;
       }
       if (found) {
@@ -96,7 +105,7 @@ Status Scan(File& journal, const Superblock& sb, uint64_t lun_size, const Record
     result->last_sequence = found->header.sequence;
     ++result->records;
     result->bytes += found->header.length;
-    const uint64_t span = RecordSpan(found->header.length);
+    const uint64_t span = RecordSpan(found->header.length, sb.record_align);
     pos += span;
     scanned += span;
     if (pos >= size) pos = 0;

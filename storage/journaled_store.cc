@@ -87,9 +87,9 @@ Status JournaledStore::Open(const Options& options, std::unique_ptr<JournaledSto
   if (o.block_size == 0 || o.size_bytes == 0 || o.size_bytes % o.block_size != 0) {
     return Status::Error(Status::Code::kInvalid, "size must be a non-zero multiple of block size");
   }
-  if (o.journal_bytes < 1 << 20 || o.journal_bytes % journal::kRecordAlign != 0) {
+  if (o.journal_bytes < 64 << 10 || o.journal_bytes % journal::kRecordAlign != 0) {
     return Status::Error(Status::Code::kInvalid,
-                         "journal must be at least 1 MiB, in 512-byte units");
+                         "journal must be at least 64 KiB, in 512-byte units");
   }
   std::unique_ptr<File> data, jfile;
   if (Status s = o.fs->Open(o.data_path, true, o.read_only, &data); !s.ok()) return s;
@@ -191,6 +191,14 @@ Status JournaledStore::Open(const Options& options, std::unique_ptr<JournaledSto
       }
       if (Status s = store->journal_->Sync(); !s.ok()) return s;
     }
+    // Records of the new epoch start on the journal device's physical blocks, so that a group
+    // commit never rewrites (read-modify-write, tearable by a power cut) a block holding an
+    // acknowledged record.
+    store->record_align_ = std::clamp<uint64_t>(store->journal_->PhysicalBlockSize(),
+                                                journal::kRecordAlign, journal::kMaxRecordAlign);
+    if ((store->record_align_ & (store->record_align_ - 1)) != 0) {
+      store->record_align_ = journal::kMaxRecordAlign;  // not a power of two: round up safely
+    }
     // Start a new epoch: whatever the journal holds is now stale.
     if (Status s = store->StartEpoch(); !s.ok()) return s;
     // Appends from here on: records kept in memory until a group commit writes them, straight.
@@ -258,15 +266,28 @@ Status JournaledStore::WriteSuperblock(uint64_t epoch, uint64_t applied, uint64_
   // checkpoints (and a restart) still work when the file system is full.
   const std::string path = SuperPath(options_.data_path);
   const std::string tmp = path + ".tmp";
-  journal::Superblock sb{
-      epoch, applied, options_.journal_bytes, options_.size_bytes, options_.block_size, start};
+  journal::Superblock sb{epoch,
+                        applied,
+                        options_.journal_bytes,
+                        options_.size_bytes,
+                        options_.block_size,
+                        start,
+                        static_cast<uint32_t>(record_align_)};
   const std::vector<uint8_t> bytes = journal::EncodeSuperblock(sb);
   std::unique_ptr<File> f;
   if (Status s = fs_->Open(tmp, true, false, &f); !s.ok()) return s;
   if (f->Size() > bytes.size()) {
     if (Status s = f->Truncate(bytes.size()); !s.ok()) return s;
   }
-  if (Status s = f->PWrite(0, bytes); !s.ok()) return s;
+  if (Status s = f->PWrite(0, bytes); !s.ok()) {
+    if (s.code() != Status::Code::kIoError) return s;
+    // The spare was being written when the power went and its sector cannot be read back to
+    // be rewritten in part: start a new file instead.
+    f.reset();
+    if (Status r = fs_->Remove(tmp); !r.ok()) return r;
+    if (Status r = fs_->Open(tmp, true, false, &f); !r.ok()) return r;
+    if (Status r = f->PWrite(0, bytes); !r.ok()) return r;
+  }
   if (Status s = f->Sync(); !s.ok()) return s;
   f.reset();
   if (Status s = fs_->Rename(tmp, path); !s.ok()) return s;
@@ -424,7 +445,7 @@ bool JournaledStore::OverlapsJournaled(uint64_t offset, uint64_t length) const {
 
 bool JournaledStore::ReserveLocked(uint64_t offset, uint64_t length, Slot* slot) {
   const uint64_t size = options_.journal_bytes;
-  const uint64_t span = journal::RecordSpan(static_cast<uint32_t>(length));
+  const uint64_t span = journal::RecordSpan(static_cast<uint32_t>(length), record_align_);
   // A record that does not fit before the end goes at offset 0; the tail is wasted.
   uint64_t at = position_;
   uint64_t waste = 0;
@@ -433,6 +454,7 @@ bool JournaledStore::ReserveLocked(uint64_t offset, uint64_t length, Slot* slot)
     at = 0;
   }
   if (used_ + waste + span > size) return false;
+  if (at == 0 && position_ != 0) ++wraps_;
   used_ += waste + span;
   slot->sequence = ++last_sequence_;
   slot->epoch = epoch_;
@@ -449,7 +471,8 @@ bool JournaledStore::ReserveLocked(uint64_t offset, uint64_t length, Slot* slot)
 }
 
 Status JournaledStore::CheckRecordSize(uint64_t length) const {
-  if (journal::RecordSpan(static_cast<uint32_t>(length)) > options_.journal_bytes / 2) {
+  if (journal::RecordSpan(static_cast<uint32_t>(length), record_align_) >
+      options_.journal_bytes / 2) {
     return Status::Error(Status::Code::kInvalid, "write larger than half the journal");
   }
   return Status::Ok();
@@ -457,10 +480,10 @@ Status JournaledStore::CheckRecordSize(uint64_t length) const {
 
 Status JournaledStore::WriteRecord(RecordKind kind, const Slot& slot, uint64_t offset,
                                    std::span<const uint8_t> data) {
-  static constexpr std::array<uint8_t, journal::kRecordAlign> kZeros{};
+  static constexpr std::array<uint8_t, journal::kMaxRecordAlign> kZeros{};
   const auto header = journal::EncodeRecordHeader(kind, slot.epoch, slot.sequence, offset, data);
-  const size_t padding =
-      journal::RecordSpan(static_cast<uint32_t>(data.size())) - header.size() - data.size();
+  const size_t padding = journal::RecordSpan(static_cast<uint32_t>(data.size()), record_align_) -
+                         header.size() - data.size();
   const Status s = journal_->PWriteParts(slot.at, {header, data, std::span(kZeros).first(padding)});
   if (s.ok()) {
     journal_sync_->MarkWritten(slot.sequence);
@@ -744,6 +767,7 @@ JournaledStore::Stats JournaledStore::stats() {
   st.data_sync_waiters = d.writes;
   std::lock_guard lk(mu_);
   st.checkpoints = checkpoints_;
+  st.journal_wraps = wraps_;
   st.journal_used = used_;
   st.journal_size = options_.journal_bytes;
   return st;

@@ -97,6 +97,7 @@ class JournaledStore final : public BlockStore {
     uint64_t journal_syncs = 0, journal_records = 0;  // group commit: records per sync
     uint64_t data_syncs = 0, data_sync_waiters = 0;
     uint64_t checkpoints = 0;
+    uint64_t journal_wraps = 0;  // records placed at offset 0 because the end had no room
     uint64_t journal_used = 0, journal_size = 0;
   };
   [[nodiscard]] Stats stats();
@@ -144,6 +145,7 @@ class JournaledStore final : public BlockStore {
   FileSystem* const fs_;
   const std::unique_ptr<File> data_;
   std::unique_ptr<File> journal_;  // set before the first append (Open), then unchanged
+  uint64_t record_align_ = journal::kRecordAlign;  // set at Open: the journal's physical block
   RangeLock locks_;
   GroupSync data_sync_;
   std::unique_ptr<GroupSync> journal_sync_;
@@ -169,6 +171,7 @@ class JournaledStore final : public BlockStore {
   std::map<uint64_t, uint64_t> journaled_;  // guarded by mu_
   std::map<uint64_t, uint64_t> retiring_;   // guarded by mu_
   uint64_t checkpoints_ = 0;                // guarded by mu_
+  uint64_t wraps_ = 0;                      // guarded by mu_
   // Records durable in the journal whose apply to the data file failed, by sequence: their
   // blocks are torn in the data file until RepairTorn applies them again (docs/journal-format.md).
   struct Torn {

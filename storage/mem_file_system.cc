@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "storage/log_file.h"
+
 namespace untorn::storage {
 
 class MemFile final : public File {
@@ -32,6 +34,7 @@ class MemFile final : public File {
     return fs_->FileWrite(node_, offset, zeros);
   }
   uint64_t NextData(uint64_t offset) override { return offset < Size() ? offset : UINT64_MAX; }
+  uint32_t PhysicalBlockSize() override { return fs_->sector(); }
   uint64_t NextHole(uint64_t) override { return Size(); }
 
  private:
@@ -40,7 +43,42 @@ class MemFile final : public File {
   const bool read_only_;
 };
 
+// OpenLog's straight writes: logged writes like any other (a power cut keeps any subset of
+// their sectors until the Sync that follows them).
+class MemStraightWriter final : public StraightWriter {
+ public:
+  explicit MemStraightWriter(std::unique_ptr<File> file) : file_(std::move(file)) {}
+  Status WriteStraight(uint64_t offset, std::span<const iovec> buffers) override {
+    for (const iovec& b : buffers) {
+      const std::span<const uint8_t> bytes(static_cast<const uint8_t*>(b.iov_base), b.iov_len);
+      if (Status s = file_->PWrite(offset, bytes); !s.ok()) return s;
+      offset += b.iov_len;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  const std::unique_ptr<File> file_;
+};
+
 void MemFileSystem::Log(Event e) { log_.push_back(std::move(e)); }
+
+Status MemFileSystem::OpenLog(const std::string& path, std::unique_ptr<File>* out) {
+  std::unique_ptr<File> file, straight;
+  if (Status s = Open(path, false, false, &file); !s.ok()) return s;
+  if (Status s = Open(path, false, false, &straight); !s.ok()) return s;
+  *out = std::make_unique<LogFile>(std::move(file),
+                                   std::make_unique<MemStraightWriter>(std::move(straight)), path,
+                                   512);
+  return Status::Ok();
+}
+
+size_t MemFileSystem::UnreadableSectors() {
+  std::lock_guard lk(mu_);
+  size_t n = 0;
+  for (const auto& [id, node] : nodes_) n += node.unreadable.size();
+  return n;
+}
 
 Status MemFileSystem::CheckSyncFault() {
   if (syncs_left_ == 0) return Status::Error(Status::Code::kSyncFailed, "injected sync failure");
@@ -152,6 +190,18 @@ Status MemFileSystem::FileWrite(uint64_t node, uint64_t offset, std::span<const 
   std::lock_guard lk(mu_);
   if (fail_writes_) return Status::Error(Status::Code::kIoError, "injected write failure");
   if (no_space_.contains(node)) return Status::Error(Status::Code::kNoSpace, "injected: no space");
+  if (data.empty()) return Status::Ok();
+  std::set<uint64_t>& bad = nodes_[node].unreadable;
+  const uint64_t first = offset / sector_, last = (offset + data.size() - 1) / sector_;
+  for (auto it = bad.lower_bound(first); it != bad.end() && *it <= last;) {
+    // A write of a whole unreadable sector makes it good; part of one needs the rest of it,
+    // which cannot be read (a 512e disk's read-modify-write fails the same way).
+    if (*it * sector_ < offset || (*it + 1) * sector_ > offset + data.size()) {
+      return Status::Error(Status::Code::kIoError,
+                           "write into unreadable sector " + std::to_string(*it));
+    }
+    it = bad.erase(it);
+  }
   auto& d = nodes_[node].data;
   if (d.size() < offset + data.size()) d.resize(offset + data.size(), 0);
   std::copy(data.begin(), data.end(), d.begin() + static_cast<ptrdiff_t>(offset));
@@ -161,6 +211,14 @@ Status MemFileSystem::FileWrite(uint64_t node, uint64_t offset, std::span<const 
 
 Status MemFileSystem::FileRead(uint64_t node, uint64_t offset, std::span<uint8_t> out) {
   std::lock_guard lk(mu_);
+  const std::set<uint64_t>& bad = nodes_[node].unreadable;
+  if (!bad.empty() && !out.empty()) {
+    auto it = bad.lower_bound(offset / sector_);
+    if (it != bad.end() && *it <= (offset + out.size() - 1) / sector_) {
+      return Status::Error(Status::Code::kIoError,
+                           "unrecovered read error: sector " + std::to_string(*it));
+    }
+  }
   const auto& d = nodes_[node].data;
   std::fill(out.begin(), out.end(), 0);
   if (offset < d.size()) {
@@ -190,7 +248,8 @@ uint64_t MemFileSystem::FileSize(uint64_t node) {
 }
 
 std::unique_ptr<MemFileSystem> MemFileSystem::CrashState(size_t prefix, std::mt19937_64& rng,
-                                                         uint32_t sector) {
+                                                         double unreadable) {
+  const uint32_t sector = sector_;
   std::lock_guard lk(mu_);
   const std::vector<Event>& events = log_;
   struct Pending {
@@ -200,10 +259,14 @@ std::unique_ptr<MemFileSystem> MemFileSystem::CrashState(size_t prefix, std::mt1
   };
   struct NodeState {
     std::vector<uint8_t> durable;
+    std::set<uint64_t> unreadable;
     std::vector<Pending> pending;  // since the last sync, in order
   };
   std::map<uint64_t, NodeState> nodes;
-  for (const auto& [id, n] : base_nodes_) nodes[id].durable = n.data;
+  for (const auto& [id, n] : base_nodes_) {
+    nodes[id].durable = n.data;
+    nodes[id].unreadable = n.unreadable;
+  }
   std::map<std::string, uint64_t> durable_names = base_names_;
   std::vector<const Event*> pending_names;  // namespace events since the last directory sync
   std::map<std::string, uint64_t> current_names = base_names_;
@@ -233,6 +296,11 @@ std::unique_ptr<MemFileSystem> MemFileSystem::CrashState(size_t prefix, std::mt1
               n.durable.resize(p.offset + p.data.size(), 0);
             std::copy(p.data.begin(), p.data.end(),
                       n.durable.begin() + static_cast<ptrdiff_t>(p.offset));
+            // Whole sectors written are readable again (the write succeeded, so it covered
+            // every unreadable sector it touched).
+            for (uint64_t at = p.offset; at < p.offset + p.data.size(); at += sector) {
+              n.unreadable.erase(at / sector);
+            }
           }
         }
         n.pending.clear();
@@ -270,8 +338,9 @@ std::unique_ptr<MemFileSystem> MemFileSystem::CrashState(size_t prefix, std::mt1
     if (e.kind == Event::Kind::kRemove) names.erase(e.path);
   }
   // Contents: durable, then a random subset of the unsynced sector-sized pieces in random order.
-  auto fs = std::make_unique<MemFileSystem>();
+  auto fs = std::make_unique<MemFileSystem>(sector);
   std::bernoulli_distribution coin(0.5);
+  std::bernoulli_distribution lost_sector(unreadable);
   for (auto& [id, n] : nodes) {
     std::vector<uint8_t> data = n.durable;
     struct Piece {
@@ -294,16 +363,24 @@ std::unique_ptr<MemFileSystem> MemFileSystem::CrashState(size_t prefix, std::mt1
       }
     }
     std::shuffle(pieces.begin(), pieces.end(), rng);
+    std::set<uint64_t> bad = n.unreadable;  // a sector unreadable before stays so unless written
     for (const Piece& pc : pieces) {
-      if (!coin(rng)) continue;
       if (pc.truncate) {
-        data.resize(pc.offset, 0);
-      } else {
-        if (data.size() < pc.offset + pc.length) data.resize(pc.offset + pc.length, 0);
-        std::memcpy(data.data() + pc.offset, pc.bytes, pc.length);
+        if (coin(rng)) data.resize(pc.offset, 0);
+        continue;
       }
+      // The sector this piece was being written to: its old bytes, its new ones, or neither.
+      const uint64_t s = pc.offset / sector;
+      if (unreadable > 0 && lost_sector(rng)) {
+        bad.insert(s);
+        continue;
+      }
+      if (!coin(rng)) continue;
+      if (pc.length == sector) bad.erase(s);
+      if (data.size() < pc.offset + pc.length) data.resize(pc.offset + pc.length, 0);
+      std::memcpy(data.data() + pc.offset, pc.bytes, pc.length);
     }
-    fs->nodes_[id] = Node{std::move(data)};
+    fs->nodes_[id] = Node{std::move(data), std::move(bad)};
   }
   for (const auto& [path, id] : names) fs->names_[path] = id;
   fs->next_node_ = (nodes.empty() ? 0 : nodes.rbegin()->first) + 1;

@@ -4,8 +4,14 @@
 // rename and directory sync is appended to an event log. CrashState() replays a prefix of that
 // log and returns the on-disk state a power cut at that moment could leave: everything synced
 // survives; of what was written since its file's last sync, any subset of sector-sized pieces
-// survives, in any order (so a journal record can be half written); namespace changes survive up
-// to the last directory sync plus any prefix of the later ones.
+// survives, in any order (so a journal record can be half written), and a sector being written
+// may come back unreadable (a read error until a write covers it whole), as a disk's sector does
+// when the power goes while the disk writes it; namespace changes survive up to the last
+// directory sync plus any prefix of the later ones.
+//
+// The sector is the simulated device's physical block (File::PhysicalBlockSize); OpenLog runs
+// the journal through LogFile, as on the real file system, with its straight writes logged as
+// writes.
 //
 // Thread-safe: one mutex guards the whole file system.
 #pragma once
@@ -32,7 +38,8 @@ class MemFileSystem final : public FileSystem {
     std::vector<uint8_t> data;
   };
 
-  MemFileSystem() = default;
+  explicit MemFileSystem(uint32_t sector = 512) : sector_(sector) {}
+  [[nodiscard]] uint32_t sector() const { return sector_; }
 
   Status Open(const std::string& path, bool create, bool read_only,
               std::unique_ptr<File>* out) override;
@@ -40,6 +47,7 @@ class MemFileSystem final : public FileSystem {
   Status Rename(const std::string& from, const std::string& to) override;
   Status Remove(const std::string& path) override;
   Status SyncDir(const std::string& path) override;
+  Status OpenLog(const std::string& path, std::unique_ptr<File>* out) override;
 
   // A test's own point in the log (e.g. "write 17 was acknowledged as durable").
   void Mark(uint64_t value);
@@ -59,14 +67,18 @@ class MemFileSystem final : public FileSystem {
   // Contents of a file as the current (not crashed) state holds it; empty if absent.
   [[nodiscard]] std::vector<uint8_t> Contents(const std::string& path);
 
-  // Builds the state a power cut after the first `prefix` events of the log could leave.
+  // Builds the state a power cut after the first `prefix` events of the log could leave: each
+  // sector an unsynced write touches comes back unreadable with probability `unreadable`.
   [[nodiscard]] std::unique_ptr<MemFileSystem> CrashState(size_t prefix, std::mt19937_64& rng,
-                                                          uint32_t sector = 512);
+                                                          double unreadable = 0);
+  // Sectors that read as errors now, over all files.
+  [[nodiscard]] size_t UnreadableSectors();
 
  private:
   friend class MemFile;
   struct Node {
     std::vector<uint8_t> data;
+    std::set<uint64_t> unreadable;  // sector numbers: reads fail until a write covers them
   };
   void Log(Event e);
   Status FileWrite(uint64_t node, uint64_t offset, std::span<const uint8_t> data);
@@ -77,6 +89,7 @@ class MemFileSystem final : public FileSystem {
   uint64_t FileSize(uint64_t node);
   Status CheckSyncFault();
 
+  const uint32_t sector_;
   std::mutex mu_;
   std::map<uint64_t, Node> nodes_;              // guarded by mu_
   std::map<std::string, uint64_t> names_;       // guarded by mu_

@@ -1,12 +1,18 @@
 // Power-cut simulation over a concurrent mixed workload: atomic writes of several sizes, plain
 // writes with and without FUA, SYNCHRONIZE CACHE (Flush), overlapping ranges, background and
-// journal-full checkpoints. Each run's file-system event log is cut at many points; each cut
-// becomes a crash state (any subset of unsynced sector writes, in any order), is recovered, and
-// every block is checked against the history:
-//   torn      an atomic write partly present, partly replaced by what was there before it
-//   lost      a block older than the newest write acknowledged durable before the cut
+// journal-full checkpoints, a journal small enough to wrap. Each run's file-system event log is
+// cut at many points; each cut becomes a crash state (any subset of unsynced sector writes, in
+// any order, and a sector being written may come back unreadable), is recovered, and every
+// block is checked against the history:
+//   torn      an atomic write partly present, partly replaced by what was there before it (or
+//             partly unreadable)
+//   lost      a block older than the newest write acknowledged durable before the cut, or
+//             unreadable where such a write must be
 //   reverted  that older block comes from an atomic write (replay undid a later write)
 //   corrupt   a block that no write ever wrote
+// Two geometries: 512-byte blocks on 512-byte sectors, and 4096-byte blocks on 4096-byte
+// sectors. The journal goes through FileSystem::OpenLog (LogFile), as on the real file system,
+// and its records start on the simulated device's sectors.
 // Some cuts also crash the recovery itself and recover again. Half the writes go through the
 // network thread's path (TryStartWrite, completion from the store's sync thread), half through
 // the blocking one.
@@ -27,9 +33,20 @@
 namespace untorn::storage {
 namespace {
 
-constexpr uint32_t kBlock = 512;
-constexpr uint32_t kBlocks = 512;  // a 256 KiB LUN keeps each crash state cheap
+// The LUN's block size and the simulated device's sector; the LUN is kept small so that each
+// crash state is cheap, the journal small so that it wraps in every run.
+struct Geometry {
+  uint32_t block, blocks;
+  uint64_t journal;
+};
+constexpr Geometry kSmall{512, 512, 256 << 10};
+constexpr Geometry kLarge{4096, 128, 512 << 10};
+uint32_t kBlock = 512;  // of the geometry running (set by RunGeometry)
+uint32_t kBlocks = 512;
+uint64_t kJournal = 256 << 10;
 constexpr const char* kPath = "/lun.img";
+constexpr double kUnreadable = 0.1;  // chance a sector being written comes back unreadable
+constexpr uint64_t kUnreadableBlock = UINT64_MAX - 1;
 constexpr uint64_t kNever = UINT64_MAX;
 
 enum MarkType : uint64_t { kIssue = 1, kDone = 2, kFlushStart = 3, kFlushDone = 4 };
@@ -47,7 +64,9 @@ void Stamp(std::vector<uint8_t>& buf, size_t at, uint64_t id, uint64_t lba, uint
   std::memcpy(b, &id, 8);
   std::memcpy(b + 8, &lba, 8);
   std::memcpy(b + 16, &index, 8);
-  for (uint32_t i = 24; i < kBlock; ++i) b[i] = static_cast<uint8_t>(id * 31 + index * 7 + i);
+  for (uint32_t i = 24; i < kBlock; ++i) {
+    b[i] = static_cast<uint8_t>(id * 31 + index * 7 + i);
+  }
 }
 
 // The op whose stamp a block holds: 0 for never written, kNever for garbage.
@@ -71,7 +90,7 @@ JournaledStore::Options Opts(MemFileSystem* fs, bool background) {
   o.data_path = kPath;
   o.size_bytes = uint64_t{kBlocks} * kBlock;
   o.block_size = kBlock;
-  o.journal_bytes = 1 << 20;
+  o.journal_bytes = kJournal;
   o.checkpoint_fill = 0.25;
   o.fs = fs;
   o.background_checkpoint = background;
@@ -80,7 +99,8 @@ JournaledStore::Options Opts(MemFileSystem* fs, bool background) {
 
 struct Counts {
   uint64_t crash_points = 0, recovery_crashes = 0, atomic_checked = 0;
-  uint64_t torn = 0, lost = 0, reverted = 0, corrupt = 0;
+  uint64_t torn = 0, lost = 0, reverted = 0, corrupt = 0, unreadable = 0;
+  uint64_t checkpoints = 0, wraps = 0;
   std::atomic<uint64_t> started = 0;  // writes that took the TryStartWrite path
 };
 
@@ -107,13 +127,16 @@ std::vector<Op> RunWorkload(MemFileSystem& fs, JournaledStore& store, uint64_t s
           continue;
         }
         const bool atomic = kind < 55;
-        static constexpr uint32_t kSizes[] = {1, 2, 4, 8, 16, 32, 64};
-        const uint32_t n = atomic ? kSizes[rng() % 7] : static_cast<uint32_t>(1 + rng() % 32);
+        // 512 bytes to 32 KiB atomic, up to 16 KiB plain, whatever the block size.
+        static constexpr uint32_t kSizes[] = {512, 1024, 2048, 4096, 8192, 16384, 32768};
+        const uint32_t n = atomic ? std::max<uint32_t>(1, kSizes[rng() % 7] / kBlock)
+                                  : static_cast<uint32_t>(1 + rng() % std::max(1u, 16384 / kBlock));
         uint32_t lba = 0;
         bool got = false;
         for (int attempt = 0; attempt < 20 && !got; ++attempt) {
           // Small hot area so writes overlap often.
-          lba = static_cast<uint32_t>(rng() % (128 - std::min<uint32_t>(n, 127)));
+          const uint32_t hot = std::min<uint32_t>(128, kBlocks);
+          lba = static_cast<uint32_t>(rng() % (hot - std::min<uint32_t>(n, hot - 1)));
           if (attempt % 2 == 1) lba = static_cast<uint32_t>(rng() % (kBlocks - n + 1));
           std::lock_guard lk(reserve_mu);
           if (std::none_of(busy.begin() + lba, busy.begin() + lba + n, [](bool b) { return b; })) {
@@ -191,17 +214,30 @@ void Verify(MemFileSystem& crashed, uint64_t cut, const std::vector<Op>& ops,
   const Status s = JournaledStore::Open(Opts(&crashed, false), &store, nullptr);
   ASSERT_TRUE(s.ok()) << s.message();
   std::vector<uint8_t> image(size_t{kBlocks} * kBlock);
-  ASSERT_TRUE(store->Read(0, image).ok());
   std::vector<uint64_t> shown(kBlocks);
+  std::vector<uint64_t> newest_issued(kBlocks, 0);  // the last write issued to it before the cut
   for (uint32_t b = 0; b < kBlocks; ++b) {
-    shown[b] = Decode(image.data() + size_t{b} * kBlock, b, ops);
-    if (shown[b] == kNever || (shown[b] != 0 && ops[shown[b]].issue >= cut)) {
-      ++c->corrupt;
-      continue;
-    }
+    const std::span<uint8_t> block(image.data() + size_t{b} * kBlock, kBlock);
+    const Status r = store->Read(uint64_t{b} * kBlock, block);
     uint64_t newest_durable = 0;
     for (uint64_t id : by_block[b]) {
       if (ops[id].durable < cut) newest_durable = std::max(newest_durable, id);
+      if (ops[id].issue < cut) newest_issued[b] = std::max(newest_issued[b], id);
+    }
+    if (!r.ok()) {
+      // A sector the device was writing when the power went. Only a write not yet durable may
+      // leave one, over whatever was durable before it: where the newest write issued is the
+      // newest durable one, its data is lost.
+      ASSERT_EQ(r.code(), Status::Code::kIoError) << r.message();
+      shown[b] = kUnreadableBlock;
+      ++c->unreadable;
+      if (newest_durable != 0 && newest_issued[b] == newest_durable) ++c->lost;
+      continue;
+    }
+    shown[b] = Decode(block.data(), b, ops);
+    if (shown[b] == kNever || (shown[b] != 0 && ops[shown[b]].issue >= cut)) {
+      ++c->corrupt;
+      continue;
     }
     if (shown[b] < newest_durable) {
       if (shown[b] != 0 && ops[shown[b]].atomic) {
@@ -216,27 +252,40 @@ void Verify(MemFileSystem& crashed, uint64_t cut, const std::vector<Op>& ops,
     ++c->atomic_checked;
     uint32_t mine = 0, earlier = 0;
     for (uint32_t b = op.lba; b < op.lba + op.blocks; ++b) {
-      if (shown[b] == op.id)
+      if (shown[b] == op.id) {
         ++mine;
-      else if (shown[b] < op.id)
+      } else if (shown[b] == kUnreadableBlock) {
+        if (newest_issued[b] == op.id) ++earlier;  // no later write was there to be torn
+      } else if (shown[b] < op.id) {
         ++earlier;
+      }
     }
     if (mine > 0 && earlier > 0) ++c->torn;
   }
 }
 
-TEST(PowerCut, MixedWorkloadNeverTearsLosesOrRevertsWrites) {
+void RunGeometry(const Geometry& g, const char* name) {
+  kBlock = g.block;
+  kBlocks = g.blocks;
+  kJournal = g.journal;
   constexpr int kRuns = 50;
   constexpr int kCutsPerRun = 200;
   Counts c;
   for (int run = 0; run < kRuns; ++run) {
-    MemFileSystem fs;
+    MemFileSystem fs(g.block);  // the device's sector is the LUN's block
     std::vector<Op> ops;
     {
       std::unique_ptr<JournaledStore> store;
       ASSERT_TRUE(JournaledStore::Open(Opts(&fs, true), &store, nullptr).ok());
       fs.RestartLog();  // crash states start from the freshly created store
       ops = RunWorkload(fs, *store, static_cast<uint64_t>(run), &c);
+      const JournaledStore::Stats st = store->stats();
+      // The paths this test is for were walked in this run: checkpoints under load, and a
+      // journal that wrapped to its start.
+      EXPECT_GE(st.checkpoints, 1u) << "run " << run;
+      EXPECT_GE(st.journal_wraps, 1u) << "run " << run;
+      c.checkpoints += st.checkpoints;
+      c.wraps += st.journal_wraps;
       // The store is dropped without its closing checkpoint mattering: cuts come from the log.
     }
     const auto events = fs.Events();
@@ -249,39 +298,48 @@ TEST(PowerCut, MixedWorkloadNeverTearsLosesOrRevertsWrites) {
     std::mt19937_64 rng(static_cast<uint64_t>(run) * 7919);
     for (int k = 0; k < kCutsPerRun; ++k) {
       const uint64_t cut = k == 0 ? events.size() : rng() % (events.size() + 1);
-      auto crashed = fs.CrashState(cut, rng);
+      auto crashed = fs.CrashState(cut, rng, kUnreadable);
       if (k % 25 == 0) {  // crash the recovery too, then recover again
         crashed->RestartLog();
         {
           std::unique_ptr<JournaledStore> recovering;
-          ASSERT_TRUE(JournaledStore::Open(Opts(crashed.get(), false), &recovering, nullptr).ok());
+          const Status s = JournaledStore::Open(Opts(crashed.get(), false), &recovering, nullptr);
+          ASSERT_TRUE(s.ok()) << s.message();
         }
-        auto twice = crashed->CrashState(rng() % (crashed->EventCount() + 1), rng);
+        auto twice = crashed->CrashState(rng() % (crashed->EventCount() + 1), rng, kUnreadable);
         Verify(*twice, cut, ops, by_block, &c);
         ++c.recovery_crashes;
       }
       Verify(*crashed, cut, ops, by_block, &c);
       ++c.crash_points;
-      if (HasFatalFailure()) return;
+      if (::testing::Test::HasFatalFailure()) return;
     }
   }
   std::printf(
-      "power-cut: %llu crash points (+%llu crashes during recovery), %llu atomic writes "
-      "checked: %llu torn, %llu lost durable, %llu reverted, %llu corrupt; %llu writes started "
-      "without blocking\n",
-      static_cast<unsigned long long>(c.crash_points),
+      "power-cut %s: %llu crash points (+%llu crashes during recovery), %llu atomic writes "
+      "checked: %llu torn, %llu lost durable, %llu reverted, %llu corrupt; %llu blocks "
+      "unreadable where no durable write was due; %llu checkpoints, %llu journal wraps; %llu "
+      "writes started without blocking\n",
+      name, static_cast<unsigned long long>(c.crash_points),
       static_cast<unsigned long long>(c.recovery_crashes),
       static_cast<unsigned long long>(c.atomic_checked), static_cast<unsigned long long>(c.torn),
       static_cast<unsigned long long>(c.lost), static_cast<unsigned long long>(c.reverted),
       static_cast<unsigned long long>(c.corrupt),
+      static_cast<unsigned long long>(c.unreadable - c.lost),
+      static_cast<unsigned long long>(c.checkpoints), static_cast<unsigned long long>(c.wraps),
       static_cast<unsigned long long>(c.started.load()));
   EXPECT_GE(c.crash_points, 10000u);
   EXPECT_GE(c.started.load(), 1000u);  // the non-blocking path was exercised, not declined
+  EXPECT_GT(c.unreadable, 0u);         // the unreadable-sector outcome was drawn
   EXPECT_EQ(c.torn, 0u);
   EXPECT_EQ(c.lost, 0u);
   EXPECT_EQ(c.reverted, 0u);
   EXPECT_EQ(c.corrupt, 0u);
 }
+
+TEST(PowerCut, MixedWorkloadNeverTearsLosesOrRevertsWrites) { RunGeometry(kSmall, "512/512"); }
+
+TEST(PowerCut, FourKiBBlocksOnFourKiBSectors) { RunGeometry(kLarge, "4096/4096"); }
 
 }  // namespace
 }  // namespace untorn::storage
