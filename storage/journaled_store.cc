@@ -357,9 +357,10 @@ Status JournaledStore::CheckpointLocked(std::unique_lock<std::mutex>& lk) {
     used_ -= retired_bytes;
     retiring_.clear();
     ++checkpoints_;
-  } else if (s.code() == Status::Code::kNoSpace) {
-    // No room for the new superblock: the old one and every record stand, so nothing is lost
-    // and nothing is retired; the records go back to being the journal's, tried again later.
+  } else {
+    // The old superblock and every record stand (out of space: tried again later; else the
+    // store fails): nothing is retired, and the records go back to being the journal's, so that
+    // a write still in flight over their blocks is journaled after them, never under them.
     for (const auto& [b, e] : retiring_) AddRange(journaled_, b, e);
     retiring_.clear();
   }
@@ -380,14 +381,21 @@ void JournaledStore::BackgroundLoop() {
   auto last = std::chrono::steady_clock::now();
   while (!stopping_) {
     cv_.wait_for(lk, std::chrono::seconds(1), [&] { return stopping_ || checkpoint_wanted_; });
-    if (stopping_ || failed_.load()) continue;
+    if (stopping_) continue;
+    if (failed_.load()) {
+      checkpoint_wanted_ = false;  // nothing to do until restart; wake once a second, not spin
+      continue;
+    }
     if (has_torn_.load()) {
-      // A record that found no room when applied: try again, so that writes and checkpoints
-      // resume by themselves once there is room.
+      // A record that found no room when applied: try again once a second, so that writes and
+      // checkpoints resume by themselves once there is room.
       lk.unlock();
       const bool repaired = RepairTorn().ok();
       lk.lock();
-      if (!repaired) continue;
+      if (!repaired) {
+        checkpoint_wanted_ = false;
+        continue;
+      }
     }
     const bool full =
         used_ > static_cast<uint64_t>(options_.journal_bytes * options_.checkpoint_fill);

@@ -19,6 +19,7 @@ const char* Name(LogLevel l) {
     case LogLevel::kWarn:
       return "WARN ";
     case LogLevel::kError:
+    case LogLevel::kOff:
       return "ERROR";
   }
   return "?";

@@ -8,7 +8,7 @@
 
 namespace untorn::target {
 
-enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3, kOff = 4 };  // kOff: tests
 
 void SetLogLevel(LogLevel level);
 [[nodiscard]] bool ParseLogLevel(std::string_view text, LogLevel* out);
