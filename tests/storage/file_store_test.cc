@@ -206,8 +206,8 @@ TEST(FileStore, ConcurrentReadsNeverSeeHalfAnAtomicWrite) {
 TEST(RangeLock, DisjointExclusiveRangesDoNotWait) {
   RangeLock lock;
   auto a = lock.Lock(0, 100, RangeLock::Mode::kExclusive);
-  auto b = lock.Lock(100, 100, RangeLock::Mode::kExclusive);  // would deadlock if it waited
-  SUCCEED();
+  EXPECT_TRUE(lock.TryLock(100, 100, RangeLock::Mode::kExclusive));  // touching, not overlapping
+  EXPECT_FALSE(lock.TryLock(99, 2, RangeLock::Mode::kExclusive));
 }
 
 TEST(RangeLock, TryLockGrantsOnlyWhatIsFreeNow) {
@@ -224,25 +224,42 @@ TEST(RangeLock, TryLockGrantsOnlyWhatIsFreeNow) {
 TEST(RangeLock, SharedHoldersShare) {
   RangeLock lock;
   auto a = lock.Lock(0, 100, RangeLock::Mode::kShared);
-  auto b = lock.Lock(50, 100, RangeLock::Mode::kShared);
-  SUCCEED();
+  auto b = lock.TryLock(50, 100, RangeLock::Mode::kShared);
+  EXPECT_TRUE(b);
+  EXPECT_FALSE(lock.TryLock(120, 10, RangeLock::Mode::kExclusive));  // b's part of the range
 }
 
 TEST(RangeLock, ExclusiveWaitsForOverlappingShared) {
   RangeLock lock;
-  std::atomic<bool> acquired{false};
   std::optional<RangeLock::Guard> reader(lock.Lock(0, 100, RangeLock::Mode::kShared));
-  std::thread t([&] {
-    auto g = lock.Lock(50, 10, RangeLock::Mode::kExclusive);
-    acquired = true;
-  });
-  // Give the writer a bounded chance to (wrongly) get in.
-  for (int i = 0; i < 50 && !acquired; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  EXPECT_FALSE(acquired.load());
+  EXPECT_FALSE(lock.TryLock(50, 10, RangeLock::Mode::kExclusive));
+  EXPECT_FALSE(lock.TryLock(99, 10, RangeLock::Mode::kExclusive));
   reader.reset();
-  t.join();
-  EXPECT_TRUE(acquired.load());
+  EXPECT_TRUE(lock.TryLock(50, 10, RangeLock::Mode::kExclusive));
+}
+
+// A writer waiting for the range holds back readers that come after it (arrival order), so a
+// stream of readers cannot starve it.
+TEST(RangeLock, LaterReadersQueueBehindAWaitingWriter) {
+  RangeLock lock;
+  std::optional<RangeLock::Guard> reader(lock.Lock(0, 100, RangeLock::Mode::kShared));
+  std::atomic<bool> writer_in{false};
+  std::thread writer([&] {
+    auto g = lock.Lock(0, 100, RangeLock::Mode::kExclusive);
+    writer_in = true;
+  });
+  // Once the writer waits, a new shared request over its range is refused.
+  bool queued = false;
+  for (int i = 0; i < 100000 && !queued; ++i) {
+    auto probe = lock.TryLock(10, 10, RangeLock::Mode::kShared);
+    queued = !probe;
+    if (!queued) std::this_thread::yield();
+  }
+  EXPECT_TRUE(queued) << "a later reader got in ahead of the waiting writer";
+  EXPECT_FALSE(writer_in.load());
+  reader.reset();
+  writer.join();
+  EXPECT_TRUE(writer_in.load());
 }
 
 }  // namespace

@@ -4,11 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <future>
 #include <random>
 #include <thread>
 
 #include "storage/journal_format.h"
+#include "storage/fault_file_system.h"
 #include "storage/mem_file_system.h"
 
 namespace untorn::storage {
@@ -17,7 +21,7 @@ namespace {
 constexpr uint64_t kLun = 1 << 20;
 constexpr const char* kPath = "/lun.img";
 
-JournaledStore::Options Opts(MemFileSystem* fs) {
+JournaledStore::Options Opts(FileSystem* fs) {
   JournaledStore::Options o;
   o.data_path = kPath;
   o.size_bytes = kLun;
@@ -28,7 +32,7 @@ JournaledStore::Options Opts(MemFileSystem* fs) {
   return o;
 }
 
-std::unique_ptr<JournaledStore> OpenOk(MemFileSystem* fs,
+std::unique_ptr<JournaledStore> OpenOk(FileSystem* fs,
                                        JournaledStore::RecoveryReport* r = nullptr) {
   std::unique_ptr<JournaledStore> s;
   const Status st = JournaledStore::Open(Opts(fs), &s, r);
@@ -360,23 +364,46 @@ TEST(JournaledStore, TryStartWriteReportsAFailedSync) {
   EXPECT_EQ(b, Fill(4096, 0));
 }
 
+// Eight atomic writes started without blocking (TryStartWrite: each record written and marked
+// before the call returns), the first journal sync held until all eight have started. The
+// records written while it runs share the one sync after it: at most two syncs for the eight,
+// where writers syncing for themselves would take eight.
 TEST(JournaledStore, GroupCommitSharesSyncs) {
-  MemFileSystem fs;
+  std::mutex mu;  // before the store: its callbacks use them until it is gone
+  std::condition_variable cv;
+  bool all_started = false, held = false;
+  int done = 0;
+  MemFileSystem mem;
+  FaultFileSystem fs(&mem);
   auto s = OpenOk(&fs);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 8; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < 20; ++i) {
-        EXPECT_TRUE(
-            s->WriteAtomic(static_cast<uint64_t>(t) * 4096, Fill(4096, 1), Durability::kDurable)
-                .ok());
-      }
-    });
+  fs.SetHook([&](const FaultFileSystem::Call& c) {
+    if (c.op != FaultFileSystem::Op::kSync || !c.path.ends_with(".journal")) return;
+    std::unique_lock lk(mu);
+    if (held) return;
+    held = true;
+    EXPECT_TRUE(cv.wait_for(lk, std::chrono::seconds(10), [&] { return all_started; }));
+  });
+  const auto before = s->stats();
+  const auto data = Fill(4096, 1);
+  for (uint64_t i = 0; i < 8; ++i) {
+    ASSERT_TRUE(s->TryStartWrite(i * 4096, data, WriteKind::kAtomic, Durability::kDurable,
+                                 [&](Status st) {
+                                   EXPECT_TRUE(st.ok()) << st.message();
+                                   std::lock_guard lk(mu);
+                                   ++done;
+                                   cv.notify_all();
+                                 }));
   }
-  for (auto& t : threads) t.join();
+  {
+    std::unique_lock lk(mu);
+    all_started = true;
+    cv.notify_all();
+    ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(10), [&] { return done == 8; }));
+  }
+  fs.SetHook(nullptr);
   const auto st = s->stats();
-  EXPECT_EQ(st.journal_records, 160u);
-  EXPECT_LE(st.journal_syncs, st.journal_records);
+  EXPECT_EQ(st.journal_records - before.journal_records, 8u);
+  EXPECT_LE(st.journal_syncs - before.journal_syncs, 2u) << "syncs are not shared";
 }
 
 TEST(JournaledStore, FailedSyncIsStickyAndNothingIsAcknowledged) {
