@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <mutex>
 #include <random>
@@ -154,8 +155,15 @@ void Verify(MemFileSystem& crashed, const Geometry& g, const CrashChecker& check
   check.Verify(*store, cut, ops, by_block, c);
 }
 
+// Runs per geometry: 50, or UNTORN_POWER_CUT_RUNS (the ThreadSanitizer stage runs fewer).
+int Runs() {
+  const char* env = std::getenv("UNTORN_POWER_CUT_RUNS");
+  const int n = env != nullptr ? std::atoi(env) : 0;
+  return n > 0 ? n : 50;
+}
+
 void RunGeometry(const Geometry& g, const char* name) {
-  constexpr int kRuns = 50;
+  const int kRuns = Runs();
   constexpr int kCutsPerRun = 200;
   const CrashChecker check(g.block, g.blocks);
   Counts c;
@@ -213,8 +221,9 @@ void RunGeometry(const Geometry& g, const char* name) {
       static_cast<unsigned long long>(c.unreadable - c.lost),
       static_cast<unsigned long long>(c.checkpoints), static_cast<unsigned long long>(c.wraps),
       static_cast<unsigned long long>(c.started.load()));
-  EXPECT_GE(c.crash_points, 10000u);
-  EXPECT_GE(c.started.load(), 1000u);  // the non-blocking path was exercised, not declined
+  EXPECT_EQ(c.crash_points, static_cast<uint64_t>(kRuns) * kCutsPerRun);  // 10000 by default
+  // The non-blocking path was exercised, not declined (about 70 writes a run take it).
+  EXPECT_GE(c.started.load(), static_cast<uint64_t>(kRuns) * 20);
   EXPECT_GT(c.unreadable, 0u);         // the unreadable-sector outcome was drawn
   EXPECT_EQ(c.torn, 0u);
   EXPECT_EQ(c.lost, 0u);

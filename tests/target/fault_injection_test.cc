@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <random>
@@ -234,7 +235,8 @@ FaultFileSystem::Fault RandomFault(std::mt19937_64& rng) {
 
 TEST(FaultInjection, RandomFaultsUnderMixedTrafficNeverTearLoseOrRevert) {
   SetLogLevel(LogLevel::kOff);  // thousands of injected errors, each logged once otherwise
-  constexpr int kRuns = 3000;
+  const char* env = std::getenv("UNTORN_FAULT_RUNS");  // fewer under ThreadSanitizer
+  const int kRuns = env != nullptr && std::atoi(env) > 0 ? std::atoi(env) : 3000;
   const CrashChecker check(kBlock, kBlocks);
   st::Counts c;
   Tally tally;
@@ -328,7 +330,7 @@ TEST(FaultInjection, RandomFaultsUnderMixedTrafficNeverTearLoseOrRevert) {
       static_cast<unsigned long long>(space_recovered),
       static_cast<unsigned long long>(space_only_runs));
   SetLogLevel(LogLevel::kInfo);
-  EXPECT_GE(faults, 1000u);
+  EXPECT_GE(faults, static_cast<uint64_t>(kRuns));  // at least one a run, on average
   EXPECT_GT(tally.refused, 0u);
   EXPECT_EQ(tally.unexpected, 0u);
   EXPECT_EQ(c.torn, 0u);
