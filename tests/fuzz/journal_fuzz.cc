@@ -30,6 +30,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   if (!sb) return 0;
+  // A superblock that decodes encodes back to the same fields.
+  const auto again = journal::DecodeSuperblock(journal::EncodeSuperblock(*sb), &why);
+  if (!again || again->epoch != sb->epoch || again->applied_sequence != sb->applied_sequence ||
+      again->start_offset != sb->start_offset || again->record_align != sb->record_align ||
+      again->journal_size != sb->journal_size) {
+    __builtin_trap();
+  }
   MemFileSystem fs;
   std::unique_ptr<File> f;
   if (!fs.Open("/j", true, false, &f).ok()) __builtin_trap();
@@ -39,7 +46,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Status s = journal::Scan(
       *f, *sb, 1 << 20,
       [&](const journal::RecordHeader& h, uint64_t pos, untorn::protocol::Bytes payload) {
-        if (payload.size() != h.length || pos + journal::RecordSpan(h.length) > rest.size()) {
+        if (payload.size() != h.length ||
+            pos + journal::RecordSpan(h.length, sb->record_align) > rest.size() ||
+            pos % sb->record_align != 0) {
           __builtin_trap();
         }
         ++visited;

@@ -52,9 +52,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1 + cdb_length) return 0;
   const protocol::Bytes cdb(data + 1, cdb_length);
   const target::CommandPlan plan = disk.lu->Prepare(disk.nexus, cdb);
-  if (plan.done) return 0;
+  // CHECK CONDITION always carries sense data, and only it does (the one mapping to sense).
+  const auto consistent = [](const target::ScsiOutcome& o) {
+    return (o.status == protocol::ScsiStatus::kCheckCondition) == o.sense.has_value();
+  };
+  if (plan.done) {
+    if (!consistent(*plan.done)) __builtin_trap();
+    return 0;
+  }
   std::vector<uint8_t> out(data + 1 + cdb_length, data + size);
   out.resize(plan.data_out_length, 0);
-  (void)disk.lu->Execute(disk.nexus, cdb, std::move(out));
+  const target::ScsiOutcome o = disk.lu->Execute(disk.nexus, cdb, std::move(out));
+  if (!consistent(o)) __builtin_trap();
+  // A READ returns exactly what its plan said it would.
+  if (o.status == protocol::ScsiStatus::kGood && plan.data_in_length != 0 &&
+      o.data_in_size() != plan.data_in_length) {
+    __builtin_trap();
+  }
   return 0;
 }
