@@ -114,10 +114,27 @@ class Daemon {
     }
     return false;
   }
-  void Kill() {
-    ::kill(pid_, SIGKILL);
+  // SIGKILL; false if the daemon had already exited (a crash, not the kill this tool makes).
+  bool Kill() {
     int st = 0;
-    ::waitpid(pid_, &st, 0);
+    const bool alive = ::waitpid(pid_, &st, WNOHANG) == 0;
+    ::kill(pid_, SIGKILL);
+    if (alive) ::waitpid(pid_, &st, 0);
+    return alive;
+  }
+  // Lines of the daemon's log that a sanitizer wrote (ASan, UBSan, LSan, TSan).
+  [[nodiscard]] std::vector<std::string> SanitizerReports() const {
+    std::ifstream in(dir_ + "/untornd.log");
+    std::vector<std::string> found;
+    for (std::string line; std::getline(in, line);) {
+      if (line.find("ERROR: AddressSanitizer") != std::string::npos ||
+          line.find("ERROR: LeakSanitizer") != std::string::npos ||
+          line.find("WARNING: ThreadSanitizer") != std::string::npos ||
+          line.find("runtime error:") != std::string::npos) {
+        found.push_back(line);
+      }
+    }
+    return found;
   }
   int Term() {
     ::kill(pid_, SIGTERM);
@@ -137,6 +154,7 @@ class Daemon {
 
 struct Totals {
   uint64_t acked = 0, torn = 0, lost = 0, garbage = 0, live_torn = 0, reads = 0;
+  uint64_t failed_before_kill = 0;  // commands or logins that failed while the daemon served
 };
 
 // Checks every slot against what was issued and acknowledged; returns false if unreadable.
@@ -265,17 +283,26 @@ int main(int argc, char** argv) {
     if (!Verify(d.portal(), issued, acked, &t)) {
       std::fprintf(stderr, "cycle %d: verification read failed\n", cycle);
       rc = 1;
-      d.Kill();
+      (void)d.Kill();
       break;
     }
     std::atomic<bool> stop{false};
-    std::atomic<uint64_t> acked_now{0};
+    std::atomic<bool> killing{false};  // set just before the SIGKILL: failures after it are it
+    std::atomic<uint64_t> acked_now{0}, failed_now{0};
+    // A command or login that failed: the kill if it came after killing was set, else an error
+    // of the daemon's (it must serve every command until it is killed).
+    const auto failed = [&] {
+      if (!killing.load()) ++failed_now;
+    };
     std::vector<std::thread> threads;
     for (int w = 0; w < writers; ++w) {
       threads.emplace_back([&, w] {
         iscsi_context* c =
             Connect(d.portal(), "iqn.2026-11.org.untorn:torture-w" + std::to_string(w));
-        if (c == nullptr) return;
+        if (c == nullptr) {
+          failed();
+          return;
+        }
         std::mt19937_64 r(seed ^ (static_cast<uint64_t>(cycle) << 16) ^ static_cast<uint64_t>(w));
         std::vector<uint8_t> buf;
         while (!stop.load()) {
@@ -288,7 +315,10 @@ int main(int argc, char** argv) {
                                        static_cast<uint32_t>(buf.size()), kBlock, 0, 0, r() % 2, 0);
           const bool good = task != nullptr && task->status == SCSI_STATUS_GOOD;
           if (task) scsi_free_scsi_task(task);
-          if (!good) break;  // the daemon is gone
+          if (!good) {
+            failed();
+            break;
+          }
           acked[slot] = seq;
           ++acked_now;
         }
@@ -297,7 +327,10 @@ int main(int argc, char** argv) {
     }
     threads.emplace_back([&] {  // live isolation check: reads never see half a slot
       iscsi_context* c = Connect(d.portal(), "iqn.2026-11.org.untorn:torture-reader");
-      if (c == nullptr) return;
+      if (c == nullptr) {
+        failed();
+        return;
+      }
       std::mt19937_64 r(seed + static_cast<uint64_t>(cycle));
       while (!stop.load()) {
         const uint32_t slot = static_cast<uint32_t>(r() % kSlots);
@@ -305,6 +338,7 @@ int main(int argc, char** argv) {
                                             kSlotBlocks * kBlock, kBlock, 0, 0, 0, 0, 0);
         if (task == nullptr || task->status != SCSI_STATUS_GOOD) {
           if (task) scsi_free_scsi_task(task);
+          failed();
           break;
         }
         uint64_t first = 0;
@@ -322,11 +356,15 @@ int main(int argc, char** argv) {
       }
       iscsi_destroy_context(c);
     });
+    // The moment of the power cut: a random time into the cycle (the tool's own schedule, not
+    // a wait for anything).
     std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 400));
-    d.Kill();
+    killing = true;
+    const bool alive = d.Kill();
     stop = true;
     for (auto& th : threads) th.join();
     t.acked += acked_now.load();
+    t.failed_before_kill += failed_now.load();
     std::printf(
         "cycle %2d: %5llu atomic writes acknowledged; verify before: %llu torn, %llu lost, "
         "%llu garbage\n",
@@ -335,18 +373,41 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(t.lost - before.lost),
         static_cast<unsigned long long>(t.garbage - before.garbage));
     std::fflush(stdout);
+    if (!alive) {
+      std::fprintf(stderr, "cycle %d: untornd had exited before the SIGKILL (see %s/untornd.log)\n",
+                   cycle, dir.c_str());
+      rc = 1;
+      break;
+    }
+    if (failed_now.load() > 0) {
+      std::fprintf(stderr, "cycle %d: %llu commands or logins failed before the SIGKILL\n", cycle,
+                   static_cast<unsigned long long>(failed_now.load()));
+      rc = 1;
+      break;
+    }
+    if (acked_now.load() == 0) {
+      std::fprintf(stderr, "cycle %d: no atomic write was acknowledged before the SIGKILL\n",
+                   cycle);
+      rc = 1;
+      break;
+    }
   }
   if (rc == 0) {  // final verification after the last kill
     if (!d.Start(port) || !Verify(d.portal(), issued, acked, &t)) rc = 1;
     if (d.Term() != 0) rc = 1;
   }
   std::printf(
-      "untorn-torture: %d cycles, %llu acknowledged atomic writes, %llu live reads: "
-      "%llu torn, %llu lost, %llu garbage, %llu torn reads\n",
+      "untorn-torture: %d cycles, %llu acknowledged atomic writes, %llu live reads, %llu "
+      "failures before a kill: %llu torn, %llu lost, %llu garbage, %llu torn reads\n",
       cycles, static_cast<unsigned long long>(t.acked), static_cast<unsigned long long>(t.reads),
+      static_cast<unsigned long long>(t.failed_before_kill),
       static_cast<unsigned long long>(t.torn), static_cast<unsigned long long>(t.lost),
       static_cast<unsigned long long>(t.garbage), static_cast<unsigned long long>(t.live_torn));
   if (t.torn || t.lost || t.garbage || t.live_torn || t.acked == 0) rc = 1;
+  for (const std::string& line : d.SanitizerReports()) {
+    std::fprintf(stderr, "untorn-torture: sanitizer report in untornd.log: %s\n", line.c_str());
+    rc = 1;
+  }
   if (own_dir && rc == 0) std::filesystem::remove_all(dir);
   if (rc != 0) std::printf("untorn-torture: FAILED (files kept in %s)\n", dir.c_str());
   return rc;
