@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # libiscsi's conformance suite (iscsi-test-cu, Debian libiscsi-bin) against a fresh untornd on
 # the embedded default geometry: every family, with --dataloss so the write tests run.
-# Passes only with zero failed tests and no WriteAtomic16 test skipped; prints every skip so
-# docs/conformance.md can be checked against it.
+# Every test's outcome (pass, or skip with the suite's reason) must be the one committed in
+# iscsi_test_cu.expected, and the total the committed total: a family that silently turns into
+# skips fails CI. UNTORN_UPDATE_EXPECTED=1 rewrites the file from this run instead.
 set -euo pipefail
 untornd=${1:?usage: iscsi_test_cu.sh PATH_TO_UNTORND}
 command -v iscsi-test-cu >/dev/null || { echo "iscsi-test-cu not installed (libiscsi-bin)"; exit 1; }
@@ -29,6 +30,19 @@ atomic_tests=$(awk '/^Suite: /{s=$2} /Test: .*passed/ && s=="WriteAtomic16"' "$o
 echo "WriteAtomic16: $atomic_tests passed, $atomic_skips skipped"
 
 status=0
+here=$(dirname "$0")
+expected=$here/iscsi_test_cu.expected
+awk -f "$here/cu_outcomes.awk" "$out" >"$work/outcomes.txt"
+if [ "${UNTORN_UPDATE_EXPECTED:-0}" = 1 ]; then
+  { grep '^#' "$expected"; cat "$work/outcomes.txt"; } >"$work/expected.new"
+  mv "$work/expected.new" "$expected"
+  echo "rewrote $expected from this run"
+fi
+if ! diff -u <(grep -v '^#' "$expected") "$work/outcomes.txt" >"$work/outcomes.diff"; then
+  echo "outcomes differ from $expected (- expected, + this run):"; cat "$work/outcomes.diff"
+  status=1
+fi
+echo "outcomes: $(grep -c ' pass$' "$work/outcomes.txt") pass, $(grep -c ' skip:' "$work/outcomes.txt") skip, $(grep -c ' fail$' "$work/outcomes.txt") fail of $(wc -l <"$work/outcomes.txt"); expected $(grep -vc '^#' "$expected")"
 if [ "$failed" != 0 ] || [ "$rc" -gt 1 ] || [ "$ran" = 0 ]; then
   echo "FAILURES:"; grep -B2 -A8 'FAILED$' "$out" || true; status=1
 fi
