@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -55,9 +57,51 @@ static int atomic_write(int fd, void* buf, size_t len, off_t off) {
   return r == (long)len ? 0 : EIO;
 }
 
+/* The state of the (only) iSCSI session in sysfs: "LOGGED_IN", "FAILED", ... */
+static void session_state(char* out, size_t n) {
+  snprintf(out, n, "none");
+  FILE* f = popen("cat /sys/class/iscsi_session/session*/state 2>/dev/null | head -n1", "r");
+  if (f == NULL) return;
+  if (fgets(out, (int)n, f) != NULL) out[strcspn(out, "\n")] = 0;
+  pclose(f);
+}
+
+/* Reads the 16 slots back; counts slots not whole (torn), not a round of their own (bad), and
+ * slots whole but holding another round than `want` (0: any round is fine). */
+static void check_slots(int fd, unsigned char* buf, int rounds, uint32_t want, int* torn, int* bad,
+                        int* other) {
+  enum { kSlot = 16384, kSlots = 16 };
+  *torn = *bad = *other = 0;
+  for (int slot = 0; slot < kSlots; ++slot) {
+    if (pread(fd, buf, kSlot, (off_t)(1 << 20) + (off_t)slot * kSlot) != kSlot) {
+      ++*bad;
+      continue;
+    }
+    const uint32_t first = *(uint32_t*)buf;
+    int whole = 1;
+    for (int i = 0; i < kSlot / 4; ++i) {
+      if (((uint32_t*)buf)[i] != first) {
+        whole = 0;
+        break;
+      }
+    }
+    if (!whole) {
+      ++*torn;
+    } else if ((first >> 24) != (uint32_t)slot || (first & 0xffffff) == 0 ||
+               (first & 0xffffff) > (uint32_t)rounds) {
+      ++*bad;
+    } else if (want != 0 && (first & 0xffffff) != want) {
+      ++*other;
+    }
+  }
+}
+
 /* --stress N: N rounds of RWF_ATOMIC 16 KiB writes over 16 slots, each 512-byte block stamped
- * with (slot, round); prints UNTORN-KILL-NOW after a third of them so the host can SIGKILL and
- * restart untornd, then reads every slot back and checks it holds exactly one round, whole. */
+ * with (slot, round). After round N/3 every slot holds that round (all acknowledged): it prints
+ * UNTORN-KILL-NOW, upon which the host SIGKILLs untornd and starts it again, waits (bounded)
+ * until the session leaves LOGGED_IN, and reads every slot at once (the reads wait until the
+ * session recovers): each must hold round N/3, whole. Then the remaining rounds; at the end every
+ * slot must hold round N, whole. */
 static int stress(const char* dev, int rounds) {
   const int fd = open(dev, O_RDWR | O_DIRECT);
   if (fd < 0) return 1;
@@ -65,6 +109,7 @@ static int stress(const char* dev, int rounds) {
   unsigned char* buf = NULL;
   if (posix_memalign((void**)&buf, 4096, kSlot)) return 1;
   int failed_writes = 0;
+  const int at_kill = rounds / 3;
   for (int r = 1; r <= rounds; ++r) {
     for (int slot = 0; slot < kSlots; ++slot) {
       for (int b = 0; b < kSlot / 512; ++b) {
@@ -74,32 +119,29 @@ static int stress(const char* dev, int rounds) {
       if (atomic_write(fd, buf, kSlot, (off_t)(1 << 20) + (off_t)slot * kSlot) != 0)
         ++failed_writes;
     }
-    if (r == rounds / 3) {
+    if (r == at_kill) {
       printf("UNTORN-KILL-NOW\n");
       fflush(stdout);
-    }
-  }
-  int torn = 0, bad = 0;
-  for (int slot = 0; slot < kSlots; ++slot) {
-    if (pread(fd, buf, kSlot, (off_t)(1 << 20) + (off_t)slot * kSlot) != kSlot) {
-      ++bad;
-      continue;
-    }
-    const uint32_t first = *(uint32_t*)buf;
-    if ((first >> 24) != (uint32_t)slot || (first & 0xffffff) == 0 ||
-        (first & 0xffffff) > (uint32_t)rounds)
-      ++bad;
-    for (int i = 0; i < kSlot / 4; ++i) {
-      if (((uint32_t*)buf)[i] != first) {
-        ++torn;
-        break;
+      char state[64] = "";
+      int dropped = 0;
+      for (int i = 0; i < 3000 && !dropped; ++i) { /* up to 30 s */
+        session_state(state, sizeof state);
+        dropped = strcmp(state, "LOGGED_IN") != 0;
+        if (!dropped) usleep(10000);
       }
+      int torn = 0, bad = 0, other = 0;
+      check_slots(fd, buf, rounds, (uint32_t)at_kill, &torn, &bad, &other);
+      printf("RESULT stress_session_dropped=%d\nRESULT stress_after_kill_torn=%d\n"
+             "RESULT stress_after_kill_bad=%d\nRESULT stress_after_kill_not_last_round=%d\n",
+             dropped, torn, bad, other);
     }
   }
+  int torn = 0, bad = 0, other = 0;
+  check_slots(fd, buf, rounds, (uint32_t)rounds, &torn, &bad, &other);
   printf(
       "RESULT stress_rounds=%d\nRESULT stress_failed_writes=%d\nRESULT stress_torn_slots=%d\n"
-      "RESULT stress_bad_slots=%d\n",
-      rounds, failed_writes, torn, bad);
+      "RESULT stress_bad_slots=%d\nRESULT stress_not_last_round=%d\n",
+      rounds, failed_writes, torn, bad, other);
   close(fd);
   return 0;
 }
@@ -188,16 +230,24 @@ int main(int argc, char** argv) {
   const uint32_t umin = has ? st.stx_atomic_write_unit_min : 0;
   const uint32_t umax = has ? st.stx_atomic_write_unit_max : 0;
   printf("RESULT statx_unit_min=%u\nRESULT statx_unit_max=%u\n", umin, umax);
-  if (umin == 0) return 0;
-
   const int fd = open(argv[1], O_RDWR | O_DIRECT);
   if (fd < 0) {
     printf("RESULT open_error=%d\n", errno);
     return 1;
   }
-  size_t cap = (size_t)umax * 2 + 4096;
+  int lbs = 0;
+  if (ioctl(fd, BLKSSZGET, &lbs) != 0 || lbs <= 0) lbs = 512;
+  size_t cap = (size_t)(umax > 65536 ? umax : 65536) * 4 + 4096;
   unsigned char *buf = NULL, *back = NULL;
   if (posix_memalign((void**)&buf, 4096, cap) || posix_memalign((void**)&back, 4096, cap)) return 1;
+  memset(buf, 0x5a, cap);
+  if (umin == 0) {
+    /* No atomic units: Linux must refuse RWF_ATOMIC before any I/O (EOPNOTSUPP when the device
+     * was opened without FMODE_CAN_ATOMIC_WRITE, EINVAL from the size checks). */
+    printf("RESULT refused_write_errno=%d\n", atomic_write(fd, buf, (size_t)lbs * 8, base));
+    close(fd);
+    return 0;
+  }
   int ok_sizes = 0, bad_sizes = 0, writes = 0;
   for (uint32_t size = umin; size <= umax; size *= 2) {
     for (size_t i = 0; i < size; ++i) buf[i] = (unsigned char)(i * 7 + size);
@@ -215,15 +265,28 @@ int main(int argc, char** argv) {
   }
   printf("RESULT pow2_sizes_ok=%d\nRESULT pow2_sizes_failed=%d\nRESULT atomic_writes_sent=%d\n",
          ok_sizes, bad_sizes, writes);
-  /* blktests scsi/009-style checks: exactly min and max succeed; max+block, min-block fail. */
+  /* blktests scsi/009-style checks: exactly min and max succeed; writes that are valid O_DIRECT
+   * for this device's logical block size but break an atomic rule fail with EINVAL before any
+   * I/O. "na" where the device leaves no such write (unit_min is one logical block). */
   printf("RESULT write_unit_min=%d\n", atomic_write(fd, buf, umin, base));
   printf("RESULT write_unit_max=%d\n", atomic_write(fd, buf, umax, base + (off_t)umax * 8));
-  printf("RESULT write_over_max_errno=%d\n", atomic_write(fd, buf, umax + 512, base));
-  printf("RESULT write_under_min_errno=%d\n",
-         umin > 512 ? atomic_write(fd, buf, umin - 512, base) : EINVAL);
-  printf("RESULT write_misaligned_errno=%d\n", atomic_write(fd, buf, umin, base + umin / 2));
-  printf("RESULT write_non_pow2_errno=%d\n",
-         umin * 3 <= umax ? atomic_write(fd, buf, umin * 3, base) : EINVAL);
+  printf("RESULT write_over_max_errno=%d\n", atomic_write(fd, buf, umax + (size_t)lbs, base));
+  if (umin > (uint32_t)lbs) {
+    printf("RESULT write_under_min_errno=%d\n", atomic_write(fd, buf, umin - (size_t)lbs, base));
+  } else {
+    printf("RESULT write_under_min_errno=na\n");
+  }
+  /* Twice the unit at an offset of one unit: aligned for O_DIRECT, not naturally aligned. */
+  if (umin * 2 <= umax) {
+    printf("RESULT write_misaligned_errno=%d\n", atomic_write(fd, buf, umin * 2, base + umin));
+  } else {
+    printf("RESULT write_misaligned_errno=na\n");
+  }
+  if (umin * 3 <= umax) {
+    printf("RESULT write_non_pow2_errno=%d\n", atomic_write(fd, buf, umin * 3, base));
+  } else {
+    printf("RESULT write_non_pow2_errno=na\n");
+  }
   close(fd);
   return 0;
 }

@@ -28,7 +28,8 @@ iscsid
 for i in $(seq 1 100); do grep -q ISCSIADM_ABSTRACT_NAMESPACE /proc/net/unix && break; sleep 0.05; done
 r case "$u_case"
 
-if iscsiadm -m discovery -t sendtargets -p "$portal" > /tmp/disc 2>&1 && grep -q "$portal,1 $u_iqn" /tmp/disc; then
+# The whole line: iqn...:vm must not match iqn...:vm-chap.
+if iscsiadm -m discovery -t sendtargets -p "$portal" > /tmp/disc 2>&1 && grep -qxF "$portal,1 $u_iqn" /tmp/disc; then
   r discovery_ok 1
 else
   r discovery_ok 0; cat /tmp/disc

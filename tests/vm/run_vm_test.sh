@@ -53,15 +53,22 @@ pkg=$(apt-cache "${apt_opts[@]}" search --names-only '^linux-image-6\.12\.[0-9]+
 [ -n "$pkg" ] || { log "no 6.12 cloud kernel in trixie"; exit 1; }
 kver=${pkg#linux-image-}
 kdir=$cache/kernel-$kver
-if [ ! -f "$kdir/vmlinuz" ]; then
+# The series is fixed (6.12.x); the exact package is whatever trixie has now (its archive keeps
+# only current versions), so the verdict names what ran: package version and the .deb's SHA-256.
+if [ ! -f "$kdir/vmlinuz" ] || [ ! -f "$kdir/package" ]; then
   log "fetching $pkg"
   (cd "$work" && apt-get "${apt_opts[@]}" download "$pkg" >/dev/null)
+  deb=$(ls "$work"/linux-image-*.deb)
   rm -rf "$kdir.tmp" && mkdir -p "$kdir.tmp"
-  dpkg-deb -x "$work"/linux-image-*.deb "$kdir.tmp/root"
+  dpkg-deb -x "$deb" "$kdir.tmp/root"
   cp "$kdir.tmp/root/boot/vmlinuz-$kver" "$kdir.tmp/vmlinuz"
   mv "$kdir.tmp/root/usr/lib/modules/$kver" "$kdir.tmp/modules"
+  echo "$pkg $(dpkg-deb -f "$deb" Version) $(sha256sum "$deb" | cut -d' ' -f1)" > "$kdir.tmp/package"
   rm -rf "$kdir.tmp/root" "$kdir" && mv "$kdir.tmp" "$kdir"
+  rm -f "$deb"
 fi
+read -r kernel_pkg kernel_version kernel_sha256 < "$kdir/package"
+log "kernel: $kernel_pkg $kernel_version (sha256 $kernel_sha256)"
 
 # --- the initramfs ---------------------------------------------------------------------------
 key=$( (echo "$kver"; dpkg-query -W -f='${Package} ${Version}\n' busybox-static open-iscsi sg3-utils libc6;
@@ -102,8 +109,16 @@ if [ ! -f "$initrd" ]; then
 fi
 
 # --- one case: start untornd on its config, boot the guest, collect RESULT lines -------------
+sanitizer_lines=0  # sanitizer reports in the logs of the daemons of the current case
+end_daemon_log() {  # what the daemon that ran wrote: into untornd.log, sanitizer lines counted
+  [ -f "$work/untornd.log.new" ] || return 0
+  sanitizer_lines=$((sanitizer_lines + $(grep -cE 'Sanitizer|runtime error' "$work/untornd.log.new" || true)))
+  cat "$work/untornd.log.new" >> "$work/untornd.log"
+  rm -f "$work/untornd.log.new"
+}
 start_daemon() {  # start_daemon CONFIG [PORT]
   local cfg=$1 port=${2:-0}
+  end_daemon_log
   : > "$work/untornd.log.new"
   "${daemon_prefix[@]}" "$untornd" --config "$cfg" --listen "127.0.0.1:$port" --advertise "10.0.2.2:0" \
     --metrics 127.0.0.1:0 >> "$work/untornd.log.new" 2>&1 &
@@ -115,7 +130,6 @@ start_daemon() {  # start_daemon CONFIG [PORT]
     kill -0 "$daemon" 2>/dev/null || { cat "$work/untornd.log.new"; log "untornd exited"; exit 1; }
     sleep 0.05
   done
-  cat "$work/untornd.log.new" >> "$work/untornd.log"
 }
 
 metric() {  # metric NAME: sum of a counter over all series
@@ -132,7 +146,8 @@ run_case() {  # run_case NAME CONFIG IQN [extra kernel args...]
   local serial=$work/serial-$name.log
   start_daemon "$cfg"
   local port=$port_now
-  local killed=0 freed=0 attempt
+  local killed=0 freed=0 attempt qemu_rc=0
+  sanitizer_lines=0
   # One vCPU: under multi-threaded TCG, a 6.12 guest with two vCPUs now and then oopses on an
   # int3 while the kernel patches its own text at boot. Should the guest still die before its
   # init printed anything (an emulator fault, not a test outcome), it is booted once more.
@@ -158,7 +173,8 @@ run_case() {  # run_case NAME CONFIG IQN [extra kernel args...]
       fi
       sleep 0.2
     done
-    wait "$qemu" || true
+    qemu_rc=0
+    wait "$qemu" || qemu_rc=$?
     grep -q 'UNTORN-GUEST-UP' "$serial" && break
     log "case $name: the guest died before its init ran; its console:"
     tr -d '\r' < "$serial" | tail -n 15 >&2
@@ -167,9 +183,14 @@ run_case() {  # run_case NAME CONFIG IQN [extra kernel args...]
   while read -r k v; do seen["$name.$k"]=$v; done < "$work/results-$name"
   seen["$name.metric_atomic_writes"]=$(metric untorn_atomic_writes_total)
   seen["$name.killed"]=$killed
+  seen["$name.qemu_rc"]=$qemu_rc
+  local daemon_rc=0
   kill -TERM "$daemon" 2>/dev/null || true
-  wait "$daemon" 2>/dev/null || true
+  wait "$daemon" 2>/dev/null || daemon_rc=$?
   daemon=
+  end_daemon_log
+  seen["$name.untornd_rc"]=$daemon_rc
+  seen["$name.untornd_sanitizer_lines"]=$sanitizer_lines
   if [ "${seen[$name.done]:-0}" != 1 ]; then
     log "case $name: the guest did not finish; its console:"; tr -d '\r' < "$serial" | tail -n 40 >&2
   fi
@@ -186,14 +207,6 @@ write_config() {  # write_config FILE LUN_JSON_EXTRA
   ] }
 CFG
 }
-expect_units() {  # expect_units CONFIG -> "min max" as Linux must show them (transport cap 512 KiB)
-  "$untornd" --check-config "$1" | awk '/luns\[0\]: iqn.2026-11.org.untorn:vm / {
-    for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
-    max = v["linux_atomic_unit_max"]; if (max > 524288) max = 524288
-    min = v["linux_atomic_unit_min"]; if (min > max) { min = 0; max = 0 }
-    print min, max; exit }'
-}
-
 cases=(default k16 refused blk4k kill9 full)
 write_config "$work/default.json" '"size": "256MiB", "atomic": {"max_transfer_length": 1024, "alignment": 8, "granularity": 8}'
 write_config "$work/k16.json" '"size": "256MiB", "atomic": {"max_transfer_length": 32, "alignment": 32, "granularity": 32}'
@@ -222,37 +235,69 @@ cat > "$work/full.json" <<CFG
 CFG
 full_ran=0
 if [ "$(id -u)" = 0 ] && unshare --mount --propagation private true 2>/dev/null; then
+  full_ran=1
   daemon_prefix=(unshare --mount --propagation private sh -c \
     'mount -t tmpfs -o size=40m untorn-vm "$0" && head -c 6291456 /dev/zero > "$0/filler" && exec "$@"' \
     "$full_dir")
   run_case full "$work/full.json" iqn.2026-11.org.untorn:vm untorn.sgx_num=8 untorn.fill=64
   daemon_prefix=()
-  full_ran=1
 else
-  log "case full: skipped (needs root and mount namespaces)"
+  log "case full: cannot run (needs root and mount namespaces): a failed check below"
 fi
+seen[full.ran]=$full_ran
 
 # --- verdict -----------------------------------------------------------------------------------
+# What Linux 6.12's sd and block layer must show for each case, written here from the SCSI
+# limits in each config and the kernel's rules (docs/vm-test.md), not asked of untornd:
+# unit_min = logical block x granularity rounded up to a power of two, unit_max = the largest
+# power of two within max_transfer_length that alignment and granularity divide, capped by the
+# iSCSI transport at 512 KiB; 0/0 where sd ignores the limits (granularity 3).
+declare -A want_min=([default]=4096 [k16]=16384 [refused]=0 [blk4k]=4096)
+declare -A want_max=([default]=524288 [k16]=16384 [refused]=0 [blk4k]=65536)
+# The refusals probed with writes that are valid O_DIRECT for the device: na where none exists
+# (blk4k: unit_min is one 4096-byte block, so nothing is under it; k16: one size only).
+declare -A want_under_min=([default]=22 [k16]=22 [blk4k]=na)
+declare -A want_misaligned=([default]=22 [k16]=na [blk4k]=22)
+declare -A want_non_pow2=([default]=22 [k16]=na [blk4k]=22)
+
 failures=0
-printf '\n%-9s %-34s %-14s %-14s %s\n' case check seen expected verdict
-check() {  # check CASE KEY EXPECTED [op]   op: eq (default), ne, ge, lt
+printf '\n%-9s %-34s %-22s %-14s %s\n' case check seen expected verdict
+printf '%-9s %-34s %-22s %-14s %s\n' kernel package "$kernel_version" 6.12.x \
+  "$([[ $kernel_version == 6.12.* ]] && echo ok || echo FAIL)"
+[[ $kernel_version == 6.12.* ]] || failures=$((failures + 1))
+printf '%-9s %-34s %s\n' kernel sha256 "$kernel_sha256"
+check() {  # check CASE KEY EXPECTED [op]   op: eq (default), ne, ge, lt, in (EXPECTED: a|b)
   local c=$1 k=$2 want=$3 op=${4:-eq} got=${seen[$1.$2]:-missing} ok=1
   case $op in
     eq) [ "$got" = "$want" ] || ok=0 ;;
     ne) [ "$got" != "$want" ] && [ "$got" != missing ] || ok=0 ;;
     ge) [ "$got" != missing ] && [ "$got" -ge "$want" ] 2>/dev/null || ok=0 ;;
     lt) [ "$got" != missing ] && [ "$got" -lt "$want" ] 2>/dev/null || ok=0 ;;
+    in) [[ "|$want|" == *"|$got|"* ]] || ok=0 ;;
   esac
-  printf '%-9s %-34s %-14s %-14s %s\n' "$c" "$k" "$got" "${op/eq/}$want" "$([ $ok = 1 ] && echo ok || echo FAIL)"
+  local verdict=ok
+  [ $ok = 1 ] || verdict=FAIL
+  [ $ok = 1 ] && [ "$want" = na ] && verdict=n/a  # nothing to probe on this device: not a pass
+  printf '%-9s %-34s %-22s %-14s %s\n' "$c" "$k" "$got" "${op/eq/}$want" "$verdict"
   [ $ok = 1 ] || failures=$((failures + 1))
 }
-EINVAL=22
-for c in default k16 refused blk4k; do
-  read -r umin umax < <(expect_units "$work/$c.json")
+EINVAL=22 EOPNOTSUPP=95
+for c in default k16 refused blk4k kill9 full; do  # every case that booted a guest
+  [ "$c" = full ] && check full ran 1
+  [ "$c" = full ] && [ "$full_ran" != 1 ] && continue
   check "$c" discovery_ok 1
   check "$c" login_rc 0
+  check "$c" logout_rc 0
+  check "$c" done 1
+  check "$c" qemu_rc 0
+  check "$c" untornd_rc 0
+  check "$c" untornd_sanitizer_lines 0
+done
+for c in default k16 refused blk4k; do
+  umin=${want_min[$c]} umax=${want_max[$c]}
   check "$c" sysfs_atomic_write_unit_min_bytes "$umin"
   check "$c" sysfs_atomic_write_unit_max_bytes "$umax"
+  check "$c" sysfs_atomic_write_boundary_bytes 0
   check "$c" statx_unit_min "$umin"
   check "$c" statx_unit_max "$umax"
   if [ "$umax" != 0 ]; then
@@ -262,9 +307,9 @@ for c in default k16 refused blk4k; do
     check "$c" write_unit_min 0
     check "$c" write_unit_max 0
     check "$c" write_over_max_errno $EINVAL
-    check "$c" write_under_min_errno $EINVAL
-    check "$c" write_misaligned_errno $EINVAL
-    check "$c" write_non_pow2_errno $EINVAL
+    check "$c" write_under_min_errno "${want_under_min[$c]}"
+    check "$c" write_misaligned_errno "${want_misaligned[$c]}"
+    check "$c" write_non_pow2_errno "${want_non_pow2[$c]}"
     check "$c" sysfs_atomic_write_max_bytes "$umax" ge
     hw=$(( ${seen[$c.sysfs_max_hw_sectors_kb]:-0} * 1024 ))
     seen["$c.max_hw_bytes"]=$hw
@@ -272,7 +317,9 @@ for c in default k16 refused blk4k; do
     # One WRITE ATOMIC(16) per RWF_ATOMIC write (one at a time), plus sg_write_x's.
     check "$c" metric_atomic_writes $(( ${seen[$c.atomic_writes_sent]:-0} + 2 + 1 ))
   else
-    check "$c" metric_atomic_writes 1  # only sg_write_x's own WRITE ATOMIC(16)
+    # Refused before any I/O, and nothing reached the target but sg_write_x's own command.
+    check "$c" refused_write_errno "$EINVAL|$EOPNOTSUPP" in
+    check "$c" metric_atomic_writes 1
   fi
   check "$c" sg_write_x_rc 0
   check "$c" sg_readback_ok 1
@@ -280,13 +327,16 @@ done
 check default chap_wrong_secret_rc 0 ne
 check default chap_login_rc 0
 check kill9 killed 1
+check kill9 stress_session_dropped 1
+check kill9 stress_after_kill_torn 0
+check kill9 stress_after_kill_bad 0
+check kill9 stress_after_kill_not_last_round 0
 check kill9 stress_failed_writes 0
 check kill9 stress_torn_slots 0
 check kill9 stress_bad_slots 0
-check kill9 done 1
+check kill9 stress_not_last_round 0
 if [ "$full_ran" = 1 ]; then
   ENOSPC=28
-  check full login_rc 0
   check full fill_acked_chunks 60 lt
   check full fill_errno $ENOSPC
   check full fill_atomic_errno $ENOSPC
@@ -294,7 +344,6 @@ if [ "$full_ran" = 1 ]; then
   check full fill_atomic_after_errno 0
   check full fill_bad_chunks 0
   check full fill_atomic_readback_ok 1
-  check full done 1
 fi
 echo
 if [ "$failures" != 0 ]; then
