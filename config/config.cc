@@ -192,6 +192,13 @@ Lun ParseLun(const json& j, const std::string& path) {
   l.max_transfer_length =
       static_cast<uint32_t>(GetUnsigned(j, path, "max_transfer_length", 16384, UINT32_MAX));
   if (l.max_transfer_length == 0) Fail(path + ".max_transfer_length", "must be positive");
+  // iSCSI's Expected Data Transfer Length is 32 bits (RFC 7143 §11.3.4): a larger transfer
+  // would wrap it, and a WRITE would then expect no data at all.
+  if (uint64_t{l.max_transfer_length} * l.block_size >= (uint64_t{1} << 32)) {
+    Fail(path + ".max_transfer_length",
+         "times block_size " + std::to_string(l.block_size) +
+             " must stay below 4 GiB (iSCSI's expected data transfer length is 32 bits)");
+  }
   l.serial = GetString(j, path, "serial", "");
   if (l.serial.size() > 32) Fail(path + ".serial", "must be at most 32 characters");
   l.atomic = ParseAtomic(j, path, l);

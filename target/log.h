@@ -13,7 +13,10 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3, kOff = 4 }; 
 void SetLogLevel(LogLevel level);
 [[nodiscard]] bool ParseLogLevel(std::string_view text, LogLevel* out);
 [[nodiscard]] bool LogEnabled(LogLevel level);
+// Writes one line; control characters in `message` (a newline a peer put in its InitiatorName,
+// an escape sequence) are written as \xNN, so every call is exactly one line.
 void LogLine(LogLevel level, const std::string& message);
+[[nodiscard]] std::string EscapeControl(std::string_view text);
 
 template <typename... Args>
 void Log(LogLevel level, const Args&... args) {

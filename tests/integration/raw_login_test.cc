@@ -55,6 +55,36 @@ TEST(RawProtocol, LoginRefusalsCarryTheirRfcStatus) {
   EXPECT_EQ(log.find("wrong-secret-000"), std::string::npos) << log;
 }
 
+// A peer's strings cannot forge log lines: a newline or escape sequence in InitiatorName or
+// TargetName is written escaped, inside the one line that names it.
+TEST(RawProtocol, PeerStringsCannotForgeLogLines) {
+  UntorndProcess d(DefaultConfig(R"("allowed_initiators": ["iqn.2026-11.org.untorn:raw"])"));
+  ASSERT_TRUE(d.ok()) << d.Log();
+  const std::string forged = "2026-12-06T00:00:00.000Z ERROR forged by the peer";
+  {
+    RawClient c(d.port());
+    auto r = LoginStep(c, 0, 1, true,
+                       {{"InitiatorName", "iqn.2026-11.org.untorn:x\n" + forged},
+                        {"TargetName", kTargetIqn},
+                        {"SessionType", "Normal"},
+                        {"AuthMethod", "None"}});
+    EXPECT_NE(LoginStatusOf(r), 0);
+  }
+  {
+    RawClient c(d.port());
+    auto r = LoginStep(c, 0, 1, true,
+                       {{"InitiatorName", "iqn.2026-11.org.untorn:raw"},
+                        {"TargetName", "iqn.2026-11.org.untorn:nope\r\n\x1b[2J" + forged},
+                        {"SessionType", "Normal"},
+                        {"AuthMethod", "None"}});
+    EXPECT_NE(LoginStatusOf(r), 0);
+  }
+  const std::string log = d.Log();
+  EXPECT_EQ(log.find("\n" + forged), std::string::npos) << log;
+  EXPECT_EQ(log.find('\x1b'), std::string::npos) << log;
+  EXPECT_NE(log.find("\\x0a" + forged), std::string::npos) << log;  // there, escaped
+}
+
 // SendTargets in a discovery session lists a target only to initiators it allows.
 TEST(RawProtocol, DiscoveryShowsOnlyTargetsTheInitiatorMayLogInto) {
   UntorndProcess d(DefaultConfig(R"("allowed_initiators": ["iqn.2026-11.org.untorn:ok"])"));

@@ -83,6 +83,22 @@ TEST(Config, ChapSecretsAreChecked) {
             "targets[0].mutual_chap: requires chap");
 }
 
+// A transfer of 2^32 bytes or more wraps iSCSI's 32-bit expected data length to a small
+// number (0 for exactly 4 GiB): a WRITE would be acknowledged with its data never sent.
+TEST(Config, TransfersOfFourGiBOrMoreAreRefused) {
+  EXPECT_NE(ErrorOf(Lun(R"(,"block_size":4096,"max_transfer_length":1048576)"))
+                .find("targets[0].luns[0].max_transfer_length: times block_size 4096 must stay "
+                      "below 4 GiB"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(Lun(R"(,"max_transfer_length":4294967295)")).find("below 4 GiB"),
+            std::string::npos);
+  Config c;
+  std::string error;
+  EXPECT_TRUE(Parse(Lun(R"(,"block_size":4096,"max_transfer_length":1048575,"journal":false)"), &c,
+                    &error))
+      << error;
+}
+
 // Limits measured against Linux 6.12 (docs/reference table): the ones sd silently ignores are
 // refused unless asked for.
 TEST(Config, AtomicLimitsLinuxWouldIgnoreAreRefused) {
