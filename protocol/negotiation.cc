@@ -55,8 +55,18 @@ bool Negotiator::Respond(const KeyList& offers, KeyList* answers, std::string* e
       *error = "key negotiated twice: " + key;
       return false;
     }
-    std::string answer = Answer(key, value);
-    if (!answer.empty()) answers->push_back({key, std::move(answer)});
+  }
+  // MaxBurstLength is answered before FirstBurstLength whatever their order, so that the
+  // FirstBurstLength answered never exceeds it (§13.14).
+  const auto answer = [&](const TextKey& offer) {
+    std::string a = Answer(offer.key, offer.value);
+    if (!a.empty()) answers->push_back({offer.key, std::move(a)});
+  };
+  for (const auto& offer : offers) {
+    if (offer.key == "MaxBurstLength") answer(offer);
+  }
+  for (const auto& offer : offers) {
+    if (offer.key != "MaxBurstLength") answer(offer);
   }
   return true;
 }
@@ -83,7 +93,11 @@ std::string Negotiator::Answer(const std::string& key, const std::string& value)
     auto n = Ranged(value, 512, kMaxLen);
     if (!n) return "Reject";
     const bool max = key == "MaxBurstLength";
-    const uint32_t r = std::min(*n, max ? caps_.max_burst_length : caps_.first_burst_length);
+    // Both min (§13.13, §13.14); FirstBurstLength also within the MaxBurstLength in force (the
+    // answer to it, or the default), so that nothing is clamped later behind the peer's back.
+    const uint32_t r =
+        max ? std::min(*n, caps_.max_burst_length)
+            : std::min({*n, caps_.first_burst_length, params_.max_burst_length});
     (max ? params_.max_burst_length : params_.first_burst_length) = r;
     return std::to_string(r);
   }

@@ -238,16 +238,19 @@ void Connection::SendScsiResult(const Task& t, ScsiOutcome o, BufferBudget::Char
     // last of them is written.
     const auto payload = std::make_shared<Payload>(
         Payload{std::move(o.data_in), std::move(o.mapped_in), std::move(buffers)});
+    // PDUs of at most the initiator's MaxRecvDataSegmentLength, in sequences of at most
+    // MaxBurstLength: F ends each sequence, DataSN runs on (RFC 7143 §11.7.1, §13.13).
     const uint32_t seg = params_.initiator_max_recv_data_segment;
+    const uint32_t burst = params_.max_burst_length;
     for (uint32_t off = 0; off < to_send;) {
-      const uint32_t n = std::min(seg, to_send - off);
+      const uint32_t n = std::min({seg, to_send - off, burst - off % burst});
       const bool last = off + n == to_send;
       protocol::DataIn d;
       d.itt = t.itt;
       d.lun = t.lun_field;
       d.data_sn = data_sn++;
       d.buffer_offset = off;
-      d.final = last;
+      d.final = last || (off + n) % burst == 0;
       if (last && collapse) {
         d.status = static_cast<uint8_t>(o.status);
         d.overflow = overflow;

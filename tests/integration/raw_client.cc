@@ -147,7 +147,8 @@ bool RawClient::ClosedWithin(int timeout_ms) {
   return false;
 }
 
-bool RawClient::Login(const std::string& target, const protocol::KeyList& keys, uint16_t* status) {
+bool RawClient::Login(const std::string& target, const protocol::KeyList& keys, uint16_t* status,
+                      protocol::KeyList* answers_out) {
   protocol::KeyList all = {{"InitiatorName", "iqn.2026-11.org.untorn:raw"},
                            {"TargetName", target},
                            {"SessionType", "Normal"}};
@@ -173,6 +174,7 @@ bool RawClient::Login(const std::string& target, const protocol::KeyList& keys, 
     if (k.key == "HeaderDigest") header_digest_ = k.value == "CRC32C";
     if (k.key == "DataDigest") data_digest_ = k.value == "CRC32C";
   }
+  if (answers_out) *answers_out = *answers;
   return true;
 }
 

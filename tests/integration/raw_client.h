@@ -21,7 +21,8 @@ class RawClient {
 
   // Full login (security stage skipped) with the given extra operational keys; true if the
   // target accepted. Digests named in `keys` are switched on when it answers CRC32C.
-  bool Login(const std::string& target, const protocol::KeyList& keys, uint16_t* status = nullptr);
+  bool Login(const std::string& target, const protocol::KeyList& keys, uint16_t* status = nullptr,
+             protocol::KeyList* answers = nullptr);
   void Send(protocol::Pdu pdu, bool corrupt_data_digest = false);
   // The bytes Send would put on the wire (lengths filled in, digests as negotiated).
   [[nodiscard]] std::vector<uint8_t> Frame(protocol::Pdu pdu) const;

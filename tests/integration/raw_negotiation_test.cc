@@ -1,0 +1,75 @@
+// What is negotiated at login is what the target then does (RFC 7143 §13): burst lengths in the
+// answers and in the Data-In and R2T sequences that follow.
+#include <gtest/gtest.h>
+
+#include "raw_test_util.h"
+
+namespace untorn::testing {
+namespace {
+
+std::string Answer(const protocol::KeyList& answers, const std::string& key) {
+  for (const auto& k : answers) {
+    if (k.key == key) return k.value;
+  }
+  return {};
+}
+
+// FirstBurstLength must not exceed MaxBurstLength (§13.14): the answer is the smaller of the
+// two, whatever order the keys come in, so the value enforced is the one agreed.
+TEST(RawProtocol, FirstBurstLengthIsAnsweredNoLargerThanMaxBurstLength) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  for (const bool fbl_first : {true, false}) {
+    RawClient c(d.port());
+    protocol::KeyList keys = {{"MaxBurstLength", "16384"}, {"FirstBurstLength", "65536"}};
+    if (fbl_first) std::swap(keys[0], keys[1]);
+    protocol::KeyList answers;
+    ASSERT_TRUE(c.Login(kTargetIqn, keys, nullptr, &answers));
+    EXPECT_EQ(Answer(answers, "MaxBurstLength"), "16384");
+    EXPECT_EQ(Answer(answers, "FirstBurstLength"), "16384") << (fbl_first ? "FBL first" : "MBL first");
+  }
+}
+
+// A Data-In sequence never exceeds MaxBurstLength (§11.7.1, §13.13): the F bit ends each one
+// at a MaxBurstLength boundary and DataSN runs on across them.
+TEST(RawProtocol, DataInSequencesEndEveryMaxBurstLength) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander bystander(d);
+  RawClient c(d.port());
+  ASSERT_TRUE(c.Login(kTargetIqn, {{"MaxBurstLength", "8192"},
+                                   {"FirstBurstLength", "8192"},
+                                   {"MaxRecvDataSegmentLength", "4096"}}));
+  constexpr uint32_t kBytes = 40960;  // five bursts of 8 KiB, two PDUs each
+  c.Send(CommandPdu(7, c.next_cmd_sn(), Read10(0, kBytes / 512), kBytes, 0xc0));
+  uint32_t next_sn = 0, next_offset = 0, in_sequence = 0, sequences = 0;
+  bool status_seen = false;
+  for (int i = 0; i < 64 && !status_seen; ++i) {
+    auto r = c.Receive();
+    ASSERT_TRUE(r);
+    if (r->RawOpcode() == 0x21) {  // SCSI Response after the data
+      status_seen = true;
+      break;
+    }
+    ASSERT_EQ(r->RawOpcode(), 0x25);
+    EXPECT_EQ(protocol::LoadBe32(r->bhs, 36), next_sn++);
+    EXPECT_EQ(protocol::LoadBe32(r->bhs, 40), next_offset);
+    next_offset += static_cast<uint32_t>(r->data.size());
+    in_sequence += static_cast<uint32_t>(r->data.size());
+    EXPECT_LE(in_sequence, 8192u) << "a Data-In sequence longer than MaxBurstLength";
+    if (r->bhs[1] & 0x80) {  // F: the sequence ends here
+      EXPECT_EQ(next_offset % 8192, 0u) << "F before the burst was full";
+      ++sequences;
+      in_sequence = 0;
+    }
+    if (r->bhs[1] & 0x01) status_seen = true;  // S: status in the last Data-In
+  }
+  EXPECT_TRUE(status_seen);
+  EXPECT_EQ(next_offset, kBytes);
+  EXPECT_EQ(sequences, kBytes / 8192);
+  EXPECT_TRUE(bystander.Works());
+  std::printf("Data-In: %u PDUs in %u sequences of at most 8192 bytes\n", next_sn, sequences);
+}
+
+}  // namespace
+}  // namespace untorn::testing
