@@ -7,7 +7,7 @@
 namespace untorn::protocol {
 namespace {
 
-constexpr std::array<const char*, 16> kHandled = {"HeaderDigest",
+constexpr std::array<const char*, 18> kHandled = {"HeaderDigest",
                                                   "DataDigest",
                                                   "MaxRecvDataSegmentLength",
                                                   "MaxBurstLength",
@@ -22,7 +22,9 @@ constexpr std::array<const char*, 16> kHandled = {"HeaderDigest",
                                                   "ErrorRecoveryLevel",
                                                   "MaxConnections",
                                                   "IFMarker",
-                                                  "OFMarker"};
+                                                  "OFMarker",
+                                                  "IFMarkInt",
+                                                  "OFMarkInt"};
 
 std::optional<bool> ParseBool(const std::string& v) {
   if (v == "Yes") return true;
@@ -101,8 +103,13 @@ std::string Negotiator::Answer(const std::string& key, const std::string& value)
     (max ? params_.max_burst_length : params_.first_burst_length) = r;
     return std::to_string(r);
   }
+  // Obsoleted by RFC 7143 (§13.26): IFMarker and OFMarker SHOULD be answered Reject (No is
+  // allowed); OFMarkInt and IFMarkInt MUST be.
+  if (key == "IFMarker" || key == "OFMarker" || key == "IFMarkInt" || key == "OFMarkInt") {
+    return "Reject";
+  }
   if (key == "InitialR2T" || key == "ImmediateData" || key == "DataPDUInOrder" ||
-      key == "DataSequenceInOrder" || key == "IFMarker" || key == "OFMarker") {
+      key == "DataSequenceInOrder") {
     auto b = ParseBool(value);
     if (!b) return "Reject";
     if (key == "InitialR2T") {  // OR (§13.10)
@@ -113,7 +120,6 @@ std::string Negotiator::Answer(const std::string& key, const std::string& value)
       params_.immediate_data = *b && caps_.want_immediate_data;
       return YesNo(params_.immediate_data);
     }
-    if (key == "IFMarker" || key == "OFMarker") return "No";  // RFC 3720 markers: never used
     // DataPDUInOrder / DataSequenceInOrder: OR; this target always delivers in order.
     return "Yes";
   }

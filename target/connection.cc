@@ -67,8 +67,13 @@ void Connection::Start() {
     }
   };
   env.admit = [this](const Login& l, LoginStatus* status) -> std::optional<uint16_t> {
-    if (l.tsih() != 0) {  // adding a connection to a session: one connection per session here
-      *status = LoginStatus::kTooManyConnections;
+    if (l.tsih() != 0) {
+      // Adding a connection to a session (§11.13.5): to one that exists, refused (one connection
+      // per session here); to one that does not, "session does not exist".
+      const bool exists = !l.discovery() && l.target() != nullptr &&
+                          ctx_.sessions->Has(l.tsih(), l.initiator_name(), l.isid(),
+                                             l.target()->iqn);
+      *status = exists ? LoginStatus::kTooManyConnections : LoginStatus::kSessionDoesNotExist;
       return std::nullopt;
     }
     if (l.discovery()) return static_cast<uint16_t>(0x8000 | (id_ & 0x7fff));
@@ -99,6 +104,7 @@ void Connection::Stop() {
 void Connection::Close(const std::string& why) {
   if (stopped_) return;
   stopped_ = true;
+  closed_.store(true);
   UNTORN_LOG_DEBUG("connection ", id_, " from ", peer_, " closed: ", why);
   boost::system::error_code ec;
   socket_.shutdown(Socket::shutdown_both, ec);
@@ -171,9 +177,11 @@ awaitable<bool> Connection::OnLoginPdu(Pdu& pdu) {
   if (out.complete && replaced_) {
     // Session reinstatement (RFC 7143 §6.3.5): the old session's tasks end before this one
     // starts, so none of its writes can land after a write of the new session.
+    // Waits for as long as it takes: the login timer still runs, and ends this login (stopped_)
+    // rather than let the new session run beside a write of the old one.
     replaced_->Stop();
     asio::steady_timer wait(socket_.get_executor());
-    for (int i = 0; i < 3000 && replaced_->in_flight() > 0; ++i) {
+    while (!stopped_ && (!replaced_->closed() || replaced_->in_flight() > 0)) {
       wait.expires_after(std::chrono::milliseconds(10));
       boost::system::error_code ec;
       co_await wait.async_wait(asio::redirect_error(use_awaitable, ec));

@@ -45,6 +45,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Closes the socket and abandons queued work; in-flight storage work completes and is dropped.
   void Stop();
   [[nodiscard]] int in_flight() const { return in_flight_.load(); }
+  // Closed: no task of this connection will be dispatched from now on (any thread).
+  [[nodiscard]] bool closed() const { return closed_.load(); }
 
  private:
   struct R2tState {
@@ -179,7 +181,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool stopped_ = false;
   bool close_after_flush_ = false;
   std::atomic<int> in_flight_{0};
+  // Stop() was called: no new task is dispatched (a reinstating session waits for the old one's
+  // tasks, and must not see one start after it looked).
   std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> closed_{false};
 
   // Login / session state.
   std::unique_ptr<Login> login_;

@@ -188,6 +188,8 @@ void Connection::MaybeDispatch(Task& t) {
 }
 
 void Connection::Dispatch(Task& t) {
+  // A session being reinstated starts nothing more: the new one waits only for what is running.
+  if (stop_requested_.load()) return;
   t.executing = true;
   in_flight_.fetch_add(1);
   // Completion is posted to this connection's strand, never called in place: callers still

@@ -44,6 +44,14 @@ std::optional<SessionRegistry::Admission> SessionRegistry::Admit(
   return a;
 }
 
+bool SessionRegistry::Has(uint16_t tsih, const std::string& initiator, uint64_t isid,
+                          const std::string& target) {
+  std::lock_guard lk(mu_);
+  auto it = sessions_.find(tsih);
+  return it != sessions_.end() && !it->second.conn.expired() &&
+         it->second.key == Key{initiator, isid, target};
+}
+
 bool SessionRegistry::Remove(uint16_t tsih, const Connection* conn) {
   std::lock_guard lk(mu_);
   auto it = sessions_.find(tsih);

@@ -50,6 +50,10 @@ class SessionRegistry {
   [[nodiscard]] std::optional<Admission> Admit(const std::string& initiator, uint64_t isid,
                                                const std::string& target, uint32_t max_sessions,
                                                const std::shared_ptr<Connection>& conn);
+  // Whether a live session with this TSIH belongs to (initiator, ISID, target): a login that
+  // names it is adding a connection to it.
+  [[nodiscard]] bool Has(uint16_t tsih, const std::string& initiator, uint64_t isid,
+                         const std::string& target);
   // Removes the session if `conn` still owns it; false if another connection took it over.
   bool Remove(uint16_t tsih, const Connection* conn);
   [[nodiscard]] std::vector<std::shared_ptr<Connection>> All();

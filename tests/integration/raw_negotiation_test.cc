@@ -71,5 +71,44 @@ TEST(RawProtocol, DataInSequencesEndEveryMaxBurstLength) {
   std::printf("Data-In: %u PDUs in %u sequences of at most 8192 bytes\n", next_sn, sequences);
 }
 
+// RFC 7143 §13.26: the obsoleted marker keys are answered Reject (OFMarkInt and IFMarkInt
+// MUST be; IFMarker and OFMarker SHOULD be), and the login goes on.
+TEST(RawProtocol, ObsoleteMarkerKeysAreAnsweredReject) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  RawClient c(d.port());
+  protocol::KeyList answers;
+  ASSERT_TRUE(c.Login(kTargetIqn,
+                      {{"IFMarker", "No"},
+                       {"OFMarker", "No"},
+                       {"OFMarkInt", "2048~8192"},
+                       {"IFMarkInt", "2048~8192"}},
+                      nullptr, &answers));
+  for (const char* key : {"IFMarker", "OFMarker", "OFMarkInt", "IFMarkInt"}) {
+    EXPECT_EQ(Answer(answers, key), "Reject") << key;
+  }
+  ExpectTestUnitReadyGood(c, 9, c.next_cmd_sn());
+}
+
+// A login naming a TSIH is adding a connection to that session (§11.13.5): where no such
+// session exists the answer is "session does not exist" (02h/0Ah), not "too many
+// connections", which is for a session that does exist (one connection per session here).
+TEST(RawProtocol, LoginToAnUnknownSessionIsSessionDoesNotExist) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander bystander(d);
+  RawClient c(d.port());
+  Pdu p = LoginPdu(0x87, protocol::EncodeTextKeys({{"InitiatorName", "iqn.2026-11.org.untorn:raw"},
+                                                    {"TargetName", kTargetIqn},
+                                                    {"SessionType", "Normal"}}));
+  protocol::StoreBe16(p.bhs, 14, 0x1234);  // TSIH of no session
+  c.Send(p);
+  auto r = c.Receive();
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->RawOpcode(), 0x23);
+  EXPECT_EQ(LoginStatusOf(r), 0x020a);
+  EXPECT_TRUE(bystander.Works());
+}
+
 }  // namespace
 }  // namespace untorn::testing
