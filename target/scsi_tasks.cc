@@ -100,10 +100,13 @@ void Connection::OnScsiCommand(const Pdu& pdu) {
     std::copy_n(pdu.data.begin(), take, t.data.begin());
     t.received = take;
     t.unsolicited_next = immediate;
-    t.unsolicited_end =
-        params_.initial_r2t ? immediate : std::min(params_.first_burst_length, t.edtl);
-    t.unsolicited_open = t.unsolicited_end > immediate && !cmd->final;
-    t.next_r2t_offset = std::min(t.unsolicited_end, t.want);
+    // FirstBurstLength is a maximum (§13.14): F on the command means no unsolicited Data-Out
+    // follows, so what is not immediate is solicited from where the immediate data ended.
+    t.unsolicited_end = params_.initial_r2t || cmd->final
+                            ? immediate
+                            : std::min(params_.first_burst_length, t.edtl);
+    t.unsolicited_open = t.unsolicited_end > immediate;
+    t.next_r2t_offset = std::min(immediate, t.want);
   }
   auto [it, inserted] = tasks_.emplace(t.itt, std::move(t));
   IssueR2ts(it->second);
@@ -111,6 +114,9 @@ void Connection::OnScsiCommand(const Pdu& pdu) {
 }
 
 void Connection::IssueR2ts(Task& t) {
+  // Not while unsolicited data may still come: where it ends is known only then, and R2T
+  // offsets must not go back (DataSequenceInOrder=Yes, §13.20).
+  if (t.unsolicited_open) return;
   while (t.next_r2t_offset < t.want && t.r2ts.size() < params_.max_outstanding_r2t) {
     const uint32_t len = std::min(params_.max_burst_length, t.want - t.next_r2t_offset);
     uint32_t ttt = next_ttt_++;
@@ -157,7 +163,13 @@ void Connection::OnDataOut(const Pdu& pdu) {
     }
     ++t.unsolicited_data_sn;
     t.unsolicited_next += len;
-    if (d.final) t.unsolicited_open = false;
+    if (d.final || t.unsolicited_next == t.unsolicited_end) {
+      // The unsolicited sequence ended, possibly short of FirstBurstLength: the rest is
+      // solicited from here (§11.7.1).
+      t.unsolicited_open = false;
+      t.unsolicited_end = t.unsolicited_next;
+      t.next_r2t_offset = std::min(t.unsolicited_next, t.want);
+    }
   } else {
     auto r = t.r2ts.find(d.ttt);
     if (r == t.r2ts.end() || d.buffer_offset != r->second.offset + r->second.received ||

@@ -110,5 +110,49 @@ TEST(RawProtocol, LoginToAnUnknownSessionIsSessionDoesNotExist) {
   EXPECT_TRUE(bystander.Works());
 }
 
+// Unsolicited data that ends short of FirstBurstLength (F on the command with only part of the
+// burst as immediate data, or F on an early unsolicited Data-Out): FirstBurstLength is a
+// maximum, so the target solicits the rest from where the unsolicited data ended (§11.7.1,
+// §13.14). Before, it solicited from FirstBurstLength on, and the command hung.
+TEST(RawProtocol, UnsolicitedDataShorterThanFirstBurstIsFollowedByR2tsFromItsEnd) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander bystander(d);
+  RawClient c(d.port());
+  ASSERT_TRUE(c.Login(kTargetIqn, {{"ImmediateData", "Yes"},
+                                   {"InitialR2T", "No"},
+                                   {"MaxBurstLength", "262144"},
+                                   {"FirstBurstLength", "65536"},
+                                   {"MaxRecvDataSegmentLength", "65536"}}));
+  constexpr uint32_t kLen = 65536;
+  const std::vector<uint8_t> data(kLen, 0x5c);
+  for (const bool early_data_out : {false, true}) {
+    SCOPED_TRACE(early_data_out ? "F on an early unsolicited Data-Out" : "F on the command");
+    const uint32_t itt = early_data_out ? 21 : 20;
+    Pdu cmd = CommandPdu(itt, c.next_cmd_sn() + (early_data_out ? 1 : 0), Write10(0, kLen / 512), kLen,
+                         static_cast<uint8_t>((early_data_out ? 0x00 : 0x80) | 0x20));
+    cmd.data.assign(data.begin(), data.begin() + 8192);  // 8 KiB immediate
+    c.Send(cmd);
+    uint32_t end = 8192;
+    if (early_data_out) {
+      Pdu out = DataOutPdu(itt, 0xffffffff, 0, 8192, {data.begin() + 8192, data.begin() + 16384});
+      c.Send(out);  // F set: the unsolicited data ends at 16 KiB
+      end = 16384;
+    }
+    auto r2t = c.Receive();
+    ASSERT_TRUE(r2t) << "no R2T: the command hangs";
+    ASSERT_EQ(r2t->RawOpcode(), 0x31);
+    EXPECT_EQ(protocol::LoadBe32(r2t->bhs, 40), end);         // buffer offset
+    EXPECT_EQ(protocol::LoadBe32(r2t->bhs, 44), kLen - end);  // desired length
+    const uint32_t ttt = protocol::LoadBe32(r2t->bhs, 20);
+    c.Send(DataOutPdu(itt, ttt, 0, end, {data.begin() + end, data.end()}));
+    auto rsp = c.Receive();
+    ASSERT_TRUE(rsp);
+    ASSERT_EQ(rsp->RawOpcode(), 0x21);
+    EXPECT_EQ(rsp->bhs[3], 0);  // GOOD
+  }
+  EXPECT_TRUE(bystander.Works());
+}
+
 }  // namespace
 }  // namespace untorn::testing
