@@ -267,7 +267,8 @@ Limits ParseLimits(const json& j) {
   const json& v = j["limits"];
   const std::string p = "limits";
   CheckKeys(v, p,
-            {"max_sessions_per_target", "max_connections", "max_outstanding_commands",
+            {"max_sessions_per_target", "max_connections", "max_connections_per_address",
+             "max_discovery_sessions", "discovery_idle_seconds", "max_outstanding_commands",
              "max_buffer_megabytes", "max_recv_data_segment_length", "max_burst_length",
              "first_burst_length", "login_timeout_seconds", "nop_interval_seconds",
              "nop_timeout_seconds"});
@@ -278,6 +279,15 @@ Limits ParseLimits(const json& j) {
   };
   l.max_sessions_per_target = u32("max_sessions_per_target", l.max_sessions_per_target, 1, 65535);
   l.max_connections = u32("max_connections", l.max_connections, 1, 65535);
+  l.max_connections_per_address =
+      u32("max_connections_per_address", l.max_connections_per_address, 1, 65535);
+  l.max_discovery_sessions = u32("max_discovery_sessions", l.max_discovery_sessions, 1, 65535);
+  l.discovery_idle_seconds = u32("discovery_idle_seconds", l.discovery_idle_seconds, 1, 3600);
+  if (l.max_discovery_sessions >= l.max_connections) {
+    // Slots must remain for normal logins whatever discovery sessions hold.
+    Fail("limits.max_discovery_sessions", "must be below max_connections " +
+                                              std::to_string(l.max_connections));
+  }
   l.max_outstanding_commands = u32("max_outstanding_commands", l.max_outstanding_commands, 1, 4096);
   l.max_buffer_megabytes = u32("max_buffer_megabytes", l.max_buffer_megabytes, 1, 1u << 20);
   l.max_recv_data_segment_length =

@@ -59,6 +59,9 @@ struct Target {
 struct Limits {
   uint32_t max_sessions_per_target = 64;
   uint32_t max_connections = 256;
+  uint32_t max_connections_per_address = 64;  // from one remote address
+  uint32_t max_discovery_sessions = 16;       // in all: discovery needs no credentials
+  uint32_t discovery_idle_seconds = 30;       // a discovery session with no Text Request ends
   uint32_t max_outstanding_commands = 128;  // per session (CmdSN window)
   uint32_t max_buffer_megabytes = 1024;     // command data held, all connections together
   uint32_t max_recv_data_segment_length = 262144;

@@ -76,7 +76,20 @@ void Connection::Start() {
       *status = exists ? LoginStatus::kTooManyConnections : LoginStatus::kSessionDoesNotExist;
       return std::nullopt;
     }
-    if (l.discovery()) return static_cast<uint16_t>(0x8000 | (id_ & 0x7fff));
+    if (l.discovery()) {
+      // Discovery needs no credentials: their number is capped apart, so that sessions held
+      // open with NOP-Outs cannot take the slots normal logins need.
+      auto slot = ctx_.limits != nullptr ? ctx_.limits->AdmitDiscovery()
+                                         : std::optional<ConnectionLimits::Slot>();
+      if (ctx_.limits != nullptr && !slot) {
+        *status = LoginStatus::kOutOfResources;
+        ctx_.metrics->Add("untorn_connections_refused_total", {{"reason", "discovery"}},
+                          "Connections or logins refused by a cap, by reason");
+        return std::nullopt;
+      }
+      discovery_slot_ = std::move(slot);
+      return static_cast<uint16_t>(0x8000 | (id_ & 0x7fff));
+    }
     auto a = ctx_.sessions->Admit(l.initiator_name(), l.isid(), l.target()->iqn,
                                   ctx_.config->limits.max_sessions_per_target, shared_from_this());
     if (!a) {
@@ -227,7 +240,30 @@ awaitable<bool> Connection::OnLoginPdu(Pdu& pdu) {
   login_.reset();
   asio::co_spawn(socket_.get_executor(), KeepAlive(),
                  [self = shared_from_this()](const std::exception_ptr&) {});
+  if (discovery_) {
+    last_text_ = std::chrono::steady_clock::now();
+    asio::co_spawn(socket_.get_executor(), DiscoveryIdle(),
+                   [self = shared_from_this()](const std::exception_ptr&) {});
+  }
   co_return true;
+}
+
+awaitable<void> Connection::DiscoveryIdle() {
+  // A discovery session lives for its SendTargets: one that asks nothing for
+  // discovery_idle_seconds is ended, NOP-Outs or not (they keep it alive, not busy).
+  const auto idle = std::chrono::seconds(ctx_.config->limits.discovery_idle_seconds);
+  asio::steady_timer timer(socket_.get_executor());
+  while (!stopped_) {
+    timer.expires_after(std::chrono::milliseconds(250));
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (stopped_) break;
+    if (std::chrono::steady_clock::now() - last_text_ > idle) {
+      UNTORN_LOG_INFO("discovery session from ", peer_, " idle for ", idle.count(), " s; closing");
+      Close("discovery session idle");
+      break;
+    }
+  }
 }
 
 bool Connection::AcceptCmdSn(Pdu& pdu) {
@@ -368,6 +404,7 @@ std::vector<uint8_t> Connection::SendTargets(const std::string& which) const {
 
 void Connection::OnText(const Pdu& pdu) {
   const protocol::TextRequestPdu t = protocol::DecodeTextRequest(pdu);
+  last_text_ = std::chrono::steady_clock::now();
   if (t.ttt != kReservedTag && text_ttt_ == t.ttt && !text_response_left_.empty() &&
       pdu.data.empty()) {
     // The initiator asks for the rest of a long answer.

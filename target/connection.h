@@ -45,6 +45,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Closes the socket and abandons queued work; in-flight storage work completes and is dropped.
   void Stop();
   [[nodiscard]] int in_flight() const { return in_flight_.load(); }
+  // The per-address slot Server admitted this connection with; given back when it ends.
+  void HoldAddressSlot(ConnectionLimits::Slot slot) { address_slot_.emplace(std::move(slot)); }
   // Closed: no task of this connection will be dispatched from now on (any thread).
   [[nodiscard]] bool closed() const { return closed_.load(); }
 
@@ -106,6 +108,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<void> ReadLoop();
   boost::asio::awaitable<void> WriteLoop();
   boost::asio::awaitable<void> KeepAlive();
+  boost::asio::awaitable<void> DiscoveryIdle();  // ends a discovery session that asks nothing
   boost::asio::awaitable<void> LoginTimeout();
   // Fills `out` from the receive buffer, reading the socket as needed.
   boost::asio::awaitable<void> Receive(std::span<uint8_t> out);
@@ -185,6 +188,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // tasks, and must not see one start after it looked).
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> closed_{false};
+  std::optional<ConnectionLimits::Slot> address_slot_;    // set before Start, then unchanged
+  std::optional<ConnectionLimits::Slot> discovery_slot_;  // a discovery session's; strand
+  std::chrono::steady_clock::time_point last_text_;       // discovery: last Text Request; strand
 
   // Login / session state.
   std::unique_ptr<Login> login_;

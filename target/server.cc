@@ -65,6 +65,7 @@ std::vector<std::weak_ptr<Connection>> g_live;  // guarded by g_live_mu
 Server::Server(config::Config config)
     : config_(std::move(config)),
       buffers_(uint64_t{config_.limits.max_buffer_megabytes} << 20),
+      limits_(config_.limits.max_connections_per_address, config_.limits.max_discovery_sessions),
       storage_pool_(config_.io_threads) {
   for (int i = 0; i < kNetworkThreads; ++i) {
     network_.push_back(std::make_unique<asio::io_context>(1));  // run by one thread
@@ -231,9 +232,23 @@ awaitable<void> Server::Accept(tcp::acceptor& acceptor) {
       socket.close(ec);
       continue;
     }
+    // One remote address may hold only so many connections, so that one host (or a script
+    // opening discovery sessions) cannot take every slot from the others.
+    const auto remote = socket.remote_endpoint(ec);
+    auto slot = limits_.AdmitAddress(ec ? std::string() : remote.address().to_string());
+    if (!slot) {
+      UNTORN_LOG_WARN("refusing connection from ", remote.address().to_string(), ": ",
+                      config_.limits.max_connections_per_address,
+                      " connections from that address already open");
+      metrics_.Add("untorn_connections_refused_total", {{"reason", "per_address"}},
+                   "Connections or logins refused by a cap, by reason");
+      socket.close(ec);
+      continue;
+    }
     ServerContext ctx{&config_,       &targets_,     &sessions_, &metrics_,
-                      &storage_pool_, &connections_, &buffers_,  send_buffer_};
+                      &storage_pool_, &connections_, &buffers_,  send_buffer_, &limits_};
     auto conn = std::make_shared<Connection>(std::move(socket), ctx, next_connection_id_++);
+    conn->HoldAddressSlot(std::move(*slot));
     {
       std::lock_guard lk(g_live_mu);
       std::erase_if(g_live, [](const auto& w) { return w.expired(); });

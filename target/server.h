@@ -51,6 +51,7 @@ class Server {
   std::vector<std::unique_ptr<TargetRuntime>> targets_;
   std::atomic<int> connections_{0};
   BufferBudget buffers_;
+  ConnectionLimits limits_;
   int send_buffer_ = 0;  // SO_SNDBUF for each connection; 0: autotuned
   boost::asio::io_context io_;
   // Connections are spread over these, one thread each.

@@ -8,6 +8,7 @@
 #include "config/config.h"
 #include "target/asio.h"
 #include "target/buffer_budget.h"
+#include "target/connection_limits.h"
 #include "target/metrics.h"
 #include "target/target_runtime.h"
 
@@ -22,6 +23,7 @@ struct ServerContext {
   std::atomic<int>* connections = nullptr;           // live connection count
   BufferBudget* buffers = nullptr;                   // command data, all connections
   int send_buffer = 0;                               // SO_SNDBUF to set; 0: leave to autotuning
+  ConnectionLimits* limits = nullptr;                // per-address and discovery caps
 
   [[nodiscard]] TargetRuntime* FindTarget(const config::Target* t) const {
     for (const auto& r : *targets) {

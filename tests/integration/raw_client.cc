@@ -18,8 +18,18 @@ namespace untorn::testing {
 
 using protocol::Pdu;
 
-RawClient::RawClient(uint16_t port) {
+RawClient::RawClient(uint16_t port, const char* source) {
   fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (source != nullptr) {
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    ::inet_pton(AF_INET, source, &from.sin_addr);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+      return;
+    }
+  }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);

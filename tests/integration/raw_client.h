@@ -15,7 +15,9 @@ namespace untorn::testing {
 
 class RawClient {
  public:
-  explicit RawClient(uint16_t port);
+  // Connects to 127.0.0.1:port, from `source` (another loopback address, e.g. 127.0.0.2, for a
+  // peer the target must tell apart) when given.
+  explicit RawClient(uint16_t port, const char* source = nullptr);
   ~RawClient();
   [[nodiscard]] bool connected() const { return fd_ >= 0; }
 
