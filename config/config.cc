@@ -281,9 +281,11 @@ Limits ParseLimits(const json& j) {
   l.max_connections = u32("max_connections", l.max_connections, 1, 65535);
   l.max_connections_per_address =
       u32("max_connections_per_address", l.max_connections_per_address, 1, 65535);
-  l.max_discovery_sessions = u32("max_discovery_sessions", l.max_discovery_sessions, 1, 65535);
+  // Default: 16, or half of a smaller max_connections, so slots remain for normal logins.
+  l.max_discovery_sessions =
+      u32("max_discovery_sessions", std::clamp(l.max_connections / 2, 1u, 16u), 1, 65535);
   l.discovery_idle_seconds = u32("discovery_idle_seconds", l.discovery_idle_seconds, 1, 3600);
-  if (l.max_discovery_sessions >= l.max_connections) {
+  if (v.contains("max_discovery_sessions") && l.max_discovery_sessions >= l.max_connections) {
     // Slots must remain for normal logins whatever discovery sessions hold.
     Fail("limits.max_discovery_sessions", "must be below max_connections " +
                                               std::to_string(l.max_connections));
