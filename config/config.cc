@@ -269,6 +269,8 @@ Limits ParseLimits(const json& j) {
   CheckKeys(v, p,
             {"max_sessions_per_target", "max_connections", "max_connections_per_address",
              "max_discovery_sessions", "discovery_idle_seconds", "max_outstanding_commands",
+             "max_session_buffer_megabytes", "data_out_timeout_seconds",
+             "cmdsn_gap_timeout_seconds",
              "max_buffer_megabytes", "max_recv_data_segment_length", "max_burst_length",
              "first_burst_length", "login_timeout_seconds", "nop_interval_seconds",
              "nop_timeout_seconds"});
@@ -292,6 +294,17 @@ Limits ParseLimits(const json& j) {
   }
   l.max_outstanding_commands = u32("max_outstanding_commands", l.max_outstanding_commands, 1, 4096);
   l.max_buffer_megabytes = u32("max_buffer_megabytes", l.max_buffer_megabytes, 1, 1u << 20);
+  // One session's share: a quarter of the whole by default, so that one session cannot take
+  // it all (withheld Data-Out, unread Data-In).
+  l.max_session_buffer_megabytes = u32("max_session_buffer_megabytes",
+                                       std::max(1u, l.max_buffer_megabytes / 4), 1, 1u << 20);
+  if (l.max_session_buffer_megabytes > l.max_buffer_megabytes) {
+    Fail("limits.max_session_buffer_megabytes",
+         "must not exceed max_buffer_megabytes " + std::to_string(l.max_buffer_megabytes));
+  }
+  l.data_out_timeout_seconds = u32("data_out_timeout_seconds", l.data_out_timeout_seconds, 1, 3600);
+  l.cmdsn_gap_timeout_seconds =
+      u32("cmdsn_gap_timeout_seconds", l.cmdsn_gap_timeout_seconds, 1, 3600);
   l.max_recv_data_segment_length =
       u32("max_recv_data_segment_length", l.max_recv_data_segment_length, 512, (1u << 24) - 1);
   l.max_burst_length = u32("max_burst_length", l.max_burst_length, 512, (1u << 24) - 1);

@@ -3,7 +3,11 @@
 // hold before any buffer is allocated; one that does not fit is answered BUSY, so the sessions
 // already holding buffers finish undisturbed and the initiator retries later.
 //
-// Thread-safe; a Charge may be released on any thread.
+// A budget may have a parent (a session's share of the daemon-wide budget): a charge then
+// needs room in both, so one session can never take the whole daemon-wide budget.
+//
+// Thread-safe; a Charge may be released on any thread. A parent outlives its children and
+// every charge.
 #pragma once
 
 #include <atomic>
@@ -14,7 +18,8 @@ namespace untorn::target {
 
 class BufferBudget {
  public:
-  explicit BufferBudget(uint64_t limit_bytes) : limit_(limit_bytes) {}
+  explicit BufferBudget(uint64_t limit_bytes, BufferBudget* parent = nullptr)
+      : limit_(limit_bytes), parent_(parent) {}
 
   // Bytes charged to a command; given back when destroyed.
   class Charge {
@@ -37,7 +42,7 @@ class BufferBudget {
     friend class BufferBudget;
     Charge(BufferBudget* b, uint64_t n) : budget_(b), bytes_(n) {}
     void Release() {
-      if (budget_ != nullptr) budget_->used_.fetch_sub(bytes_, std::memory_order_relaxed);
+      if (budget_ != nullptr) budget_->Give(bytes_);
       budget_ = nullptr;
     }
     BufferBudget* budget_ = nullptr;
@@ -48,10 +53,11 @@ class BufferBudget {
   // nothing else is charged, so it is delayed, never refused for ever.
   [[nodiscard]] bool TryCharge(uint64_t bytes, Charge* out) {
     if (bytes == 0) return true;
-    uint64_t used = used_.load(std::memory_order_relaxed);
-    do {
-      if (used != 0 && used + bytes > limit_) return false;
-    } while (!used_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed));
+    if (parent_ != nullptr && !parent_->Take(bytes)) return false;
+    if (!Take(bytes)) {
+      if (parent_ != nullptr) parent_->Give(bytes);
+      return false;
+    }
     *out = Charge(this, bytes);
     return true;
   }
@@ -60,7 +66,20 @@ class BufferBudget {
   [[nodiscard]] uint64_t limit() const { return limit_; }
 
  private:
+  bool Take(uint64_t bytes) {
+    uint64_t used = used_.load(std::memory_order_relaxed);
+    do {
+      if (used != 0 && used + bytes > limit_) return false;
+    } while (!used_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed));
+    return true;
+  }
+  void Give(uint64_t bytes) {
+    used_.fetch_sub(bytes, std::memory_order_relaxed);
+    if (parent_ != nullptr) parent_->Give(bytes);
+  }
+
   const uint64_t limit_;
+  BufferBudget* const parent_;
   std::atomic<uint64_t> used_{0};
 };
 

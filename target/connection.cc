@@ -29,6 +29,8 @@ std::string Endpoint(const asio::ip::tcp::endpoint& ep) {
 Connection::Connection(Socket socket, ServerContext ctx, uint64_t id)
     : socket_(std::move(socket)),
       ctx_(ctx),
+      session_buffers_(uint64_t{ctx.config->limits.max_session_buffer_megabytes} << 20,
+                       ctx.buffers),
       id_(id),
       write_signal_(socket_.get_executor()),
       keepalive_timer_(socket_.get_executor()),
@@ -240,28 +242,59 @@ awaitable<bool> Connection::OnLoginPdu(Pdu& pdu) {
   login_.reset();
   asio::co_spawn(socket_.get_executor(), KeepAlive(),
                  [self = shared_from_this()](const std::exception_ptr&) {});
-  if (discovery_) {
-    last_text_ = std::chrono::steady_clock::now();
-    asio::co_spawn(socket_.get_executor(), DiscoveryIdle(),
-                   [self = shared_from_this()](const std::exception_ptr&) {});
-  }
+  last_text_ = std::chrono::steady_clock::now();
+  asio::co_spawn(socket_.get_executor(), Watchdog(),
+                 [self = shared_from_this()](const std::exception_ptr&) {});
   co_return true;
 }
 
-awaitable<void> Connection::DiscoveryIdle() {
-  // A discovery session lives for its SendTargets: one that asks nothing for
-  // discovery_idle_seconds is ended, NOP-Outs or not (they keep it alive, not busy).
-  const auto idle = std::chrono::seconds(ctx_.config->limits.discovery_idle_seconds);
+awaitable<void> Connection::Watchdog() {
+  const auto& limits = ctx_.config->limits;
+  const auto idle = std::chrono::seconds(limits.discovery_idle_seconds);
+  const auto data_out = std::chrono::seconds(limits.data_out_timeout_seconds);
+  const auto gap = std::chrono::seconds(limits.cmdsn_gap_timeout_seconds);
   asio::steady_timer timer(socket_.get_executor());
   while (!stopped_) {
     timer.expires_after(std::chrono::milliseconds(250));
     boost::system::error_code ec;
     co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
     if (stopped_) break;
-    if (std::chrono::steady_clock::now() - last_text_ > idle) {
+    const auto now = std::chrono::steady_clock::now();
+    // A discovery session lives for its SendTargets: one that asks nothing for
+    // discovery_idle_seconds is ended, NOP-Outs or not (they keep it alive, not busy).
+    if (discovery_ && now - last_text_ > idle) {
       UNTORN_LOG_INFO("discovery session from ", peer_, " idle for ", idle.count(), " s; closing");
       Close("discovery session idle");
       break;
+    }
+    // Answers queued for an initiator that reads none of them hold their buffers (Data-In):
+    // ended after nop_timeout_seconds, keep-alive pings on or off.
+    if (out_bytes_ > 0 && now - last_tx_ > std::chrono::seconds(limits.nop_timeout_seconds)) {
+      UNTORN_LOG_WARN("initiator ", peer_, " stopped reading its responses; closing");
+      ctx_.metrics->Add("untorn_connections_ended_total", {{"reason", "not_reading"}},
+                        "Connections ended for holding resources unused, by reason");
+      Close("initiator not reading");
+      break;
+    }
+    // Commands held behind a CmdSN gap hold their data and a place in the window.
+    if (!held_commands_.empty() && now - gap_since_ > gap) {
+      UNTORN_LOG_WARN("connection from ", peer_, ": CmdSN ", exp_cmd_sn_, " missing for ",
+                      gap.count(), " s with ", held_commands_.size(), " command(s) held; closing");
+      ctx_.metrics->Add("untorn_connections_ended_total", {{"reason", "cmdsn_gap"}},
+                        "Connections ended for holding resources unused, by reason");
+      Close("CmdSN gap");
+      break;
+    }
+    // A task whose Data-Out does not come holds its buffers (ERL 0: the task cannot be
+    // recovered on its own, so the connection ends and gives everything back).
+    for (const auto& [itt, t] : tasks_) {
+      if (t.executing || t.received >= t.want || now - t.data_wait_since <= data_out) continue;
+      UNTORN_LOG_WARN("connection from ", peer_, ": no Data-Out for ITT ", itt, " in ",
+                      data_out.count(), " s (", t.received, " of ", t.want, " bytes); closing");
+      ctx_.metrics->Add("untorn_connections_ended_total", {{"reason", "data_out_timeout"}},
+                        "Connections ended for holding resources unused, by reason");
+      Close("Data-Out timeout");
+      co_return;
     }
   }
 }
@@ -278,7 +311,18 @@ bool Connection::AcceptCmdSn(Pdu& pdu) {
   // Within (ExpCmdSN, MaxCmdSN]: an earlier command is missing; hold this one until it comes.
   if (SerialLess(exp_cmd_sn_, sn) && !SerialLess(max_cmd_sn_, sn) &&
       held_commands_.size() < ctx_.config->limits.max_outstanding_commands) {
-    held_commands_.emplace(sn, std::move(pdu));
+    // Held data counts against the session's buffers like any other; past them, the command
+    // is dropped as if outside the window (with one connection per session, TCP keeps CmdSN
+    // in order: only a peer that skips numbers makes a gap). The Watchdog ends a gap that
+    // lasts.
+    BufferBudget::Charge charge;
+    if (!session_buffers_.TryCharge(pdu.data.size(), &charge)) {
+      UNTORN_LOG_WARN("connection from ", peer_, ": CmdSN ", sn,
+                      " held behind a gap over the buffer budget; dropped");
+      return false;
+    }
+    if (held_commands_.empty()) gap_since_ = std::chrono::steady_clock::now();
+    held_commands_.emplace(sn, Held{std::move(pdu), std::move(charge)});
     return false;
   }
   // Outside the window: silently ignored (RFC 7143 §4.2.2.1).
@@ -312,7 +356,7 @@ void Connection::OnFullFeaturePdu(Pdu& pdu) {
         }
         auto it = held_commands_.find(exp_cmd_sn_);
         if (it == held_commands_.end()) break;
-        Pdu next = std::move(it->second);
+        Pdu next = std::move(it->second.pdu);
         held_commands_.erase(it);
         ++exp_cmd_sn_;
         Process(next);

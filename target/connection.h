@@ -74,6 +74,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::map<uint32_t, R2tState> r2ts;  // outstanding, by TTT
     bool executing = false, aborted = false;
     BufferBudget::Charge buffers;  // data-out and data-in this task may hold
+    // Since when it waits for Data-Out (its command, or the last Data-Out that came for it).
+    std::chrono::steady_clock::time_point data_wait_since;
+  };
+  // A command held behind a CmdSN gap, its data segment charged to the session's budget.
+  struct Held {
+    protocol::Pdu pdu;
+    BufferBudget::Charge charge;
   };
   // Data-in of one task, shared by its Data-In PDUs until the last is written; holds the
   // task's buffer charge until then. Either `bytes`, or `mapped`: the store's mapping of the
@@ -108,7 +115,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<void> ReadLoop();
   boost::asio::awaitable<void> WriteLoop();
   boost::asio::awaitable<void> KeepAlive();
-  boost::asio::awaitable<void> DiscoveryIdle();  // ends a discovery session that asks nothing
+  // Once a second: ends a connection that holds resources without using them (an idle
+  // discovery session, a CmdSN gap, withheld Data-Out).
+  boost::asio::awaitable<void> Watchdog();
   boost::asio::awaitable<void> LoginTimeout();
   // Fills `out` from the receive buffer, reading the socket as needed.
   boost::asio::awaitable<void> Receive(std::span<uint8_t> out);
@@ -164,6 +173,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   Socket socket_;
   ServerContext ctx_;
+  // This session's share of the daemon-wide buffer budget (ctx_.buffers its parent). Declared
+  // before everything that holds a charge on it, so it outlives them.
+  BufferBudget session_buffers_;
   const uint64_t id_;
   std::string peer_;
   std::string local_;
@@ -204,7 +216,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool header_digest_ = false, data_digest_ = false;  // in force on the wire now
   uint32_t stat_sn_ = 0;
   uint32_t exp_cmd_sn_ = 0, max_cmd_sn_ = 0;
-  std::map<uint32_t, protocol::Pdu> held_commands_;  // CmdSN gaps: later commands wait here
+  std::map<uint32_t, Held> held_commands_;  // CmdSN gaps: later commands wait here
+  std::chrono::steady_clock::time_point gap_since_;  // held_commands_ became non-empty then
   std::map<uint32_t, Task> tasks_;
   // CmdSNs an ABORT TASK declared received before they arrived (RFC 7143 §11.5.1 a): each is
   // dropped if it comes, and ExpCmdSN steps over it when it is next.

@@ -65,12 +65,7 @@ awaitable<void> Connection::KeepAlive() {
     const auto now = std::chrono::steady_clock::now();
     if (out_bytes_ > kMaxQueuedOutput) {
       // Reading is held back, answers to pings included: the initiator shows it is alive by
-      // reading what is queued for it.
-      if (now - last_tx_ > timeout) {
-        UNTORN_LOG_WARN("initiator ", peer_, " stopped reading its responses; closing");
-        Close("initiator not reading");
-        break;
-      }
+      // reading what is queued for it (the Watchdog ends it if it does not).
       ping_sent_.reset();
       continue;
     }

@@ -84,17 +84,18 @@ void Connection::OnScsiCommand(const Pdu& pdu) {
     }
     t.want = edtl;
   }
-  // Charge the daemon-wide buffer budget before any buffer is allocated; past it, BUSY, and
-  // the sessions already holding buffers finish undisturbed.
+  // Charge this session's share of the daemon-wide buffer budget before any buffer is
+  // allocated; past either, BUSY, and the commands already holding buffers finish undisturbed.
   const uint64_t buffer_bytes =
       std::max({t.want, plan.data_in_length, t.read ? t.edtl : uint32_t{0}});
-  if (!ctx_.buffers->TryCharge(buffer_bytes, &t.buffers)) {
+  if (!session_buffers_.TryCharge(buffer_bytes, &t.buffers)) {
     ctx_.metrics->Add("untorn_buffer_busy_total", {{"target", target_->config->iqn}},
                       "Commands answered BUSY because the buffer budget was spent");
     SendScsiResult(t, ScsiOutcome::WithStatus(ScsiStatus::kBusy));
     return;
   }
   if (t.want > 0) {
+    t.data_wait_since = std::chrono::steady_clock::now();
     t.data.resize(t.want);
     const uint32_t take = std::min(immediate, t.want);
     std::copy_n(pdu.data.begin(), take, t.data.begin());
@@ -182,6 +183,7 @@ void Connection::OnDataOut(const Pdu& pdu) {
     r->second.received += len;
     if (d.final || r->second.received >= r->second.length) t.r2ts.erase(r);
   }
+  t.data_wait_since = std::chrono::steady_clock::now();  // progress: the Data-Out timeout restarts
   // Keep what falls inside [0, want); bytes past it (EDTL > SPDTL) are discarded.
   if (d.buffer_offset < t.want) {
     const uint32_t n = std::min(len, t.want - d.buffer_offset);

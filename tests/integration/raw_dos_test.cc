@@ -93,5 +93,83 @@ TEST(RawProtocol, IdleDiscoverySessionsAreClosed) {
               seconds);
 }
 
+// A session that sends WRITEs and never answers their R2Ts holds their buffers. It may take only
+// its share of the daemon's budget (further commands: BUSY), so other sessions' READs and
+// WRITEs go on; and after data_out_timeout_seconds without Data-Out its connection is ended,
+// giving everything back. Before, 8 such WRITEs of 4 MiB took the whole 32 MiB budget, and
+// every other session got BUSY until the attacker left.
+TEST(RawProtocol, WithheldDataOutTakesOnlyItsShareAndTimesOut) {
+  UntorndProcess d(WithLimits(
+      R"("max_buffer_megabytes": 32, "max_session_buffer_megabytes": 16,
+         "data_out_timeout_seconds": 2)"));
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander bystander(d);
+  RawClient attacker(d.port(), kAttacker);
+  ASSERT_TRUE(attacker.Login(kTargetIqn, {{"InitialR2T", "Yes"}, {"ImmediateData", "No"}}));
+  constexpr uint32_t kBytes = 4 << 20;
+  int r2ts = 0, busy = 0;
+  for (uint32_t i = 0; i < 8; ++i) {
+    attacker.Send(CommandPdu(0x200 + i, attacker.next_cmd_sn() + i,
+                             Write10(i * (kBytes / 512), kBytes / 512), kBytes, 0xa0));
+    auto r = attacker.Receive();
+    ASSERT_TRUE(r);
+    if (r->RawOpcode() == 0x31) ++r2ts;                        // R2T: never answered
+    if (r->RawOpcode() == 0x21 && r->bhs[3] == 0x08) ++busy;  // BUSY: past its share
+  }
+  EXPECT_EQ(r2ts, 4);
+  EXPECT_EQ(busy, 4);
+  // The others are served while the attacker holds its share.
+  EXPECT_EQ(bystander.WriteStatus(2048, 0x3c), 0) << "bystander's 1 MiB WRITE";
+  EXPECT_EQ(bystander.ReadStatus(2048), 0) << "bystander's 1 MiB READ";
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(attacker.ClosedWithin(10000)) << "withheld Data-Out did not end the connection";
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_TRUE(bystander.Works());
+  std::printf("withheld Data-Out: %d WRITEs of 4 MiB held (R2T), %d BUSY past the 16 MiB share; "
+              "bystander's 1 MiB WRITE and READ GOOD meanwhile; connection ended %.1f s later "
+              "(timeout 2 s)\n",
+              r2ts, busy, seconds);
+}
+
+// Commands parked behind a CmdSN gap hold their data: it is charged to the session's share
+// (past it, they are dropped as if outside the window), and a gap that lasts
+// cmdsn_gap_timeout_seconds ends the connection. Before, parked data was not charged at all
+// and a gap lasted for ever.
+TEST(RawProtocol, CommandsParkedBehindACmdSnGapAreChargedAndTimeOut) {
+  UntorndProcess d(WithLimits(
+      R"("max_buffer_megabytes": 32, "max_session_buffer_megabytes": 4,
+         "cmdsn_gap_timeout_seconds": 2)"));
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander bystander(d);
+  RawClient attacker(d.port(), kAttacker);
+  ASSERT_TRUE(attacker.Login(kTargetIqn, {{"InitialR2T", "No"},
+                                          {"ImmediateData", "Yes"},
+                                          {"FirstBurstLength", "262144"},
+                                          {"MaxBurstLength", "262144"},
+                                          {"MaxRecvDataSegmentLength", "262144"}}));
+  // CmdSN next+1 onwards, next never sent: 64 WRITEs of 256 KiB parked (16 MiB offered).
+  const std::vector<uint8_t> data(262144, 0x77);
+  for (uint32_t i = 0; i < 64; ++i) {
+    Pdu p = CommandPdu(0x300 + i, attacker.next_cmd_sn() + 1 + i, Write10(i * 512, 512), 262144,
+                       0xa0);
+    p.data = data;
+    attacker.Send(p);
+  }
+  EXPECT_TRUE(bystander.Works());
+  EXPECT_EQ(bystander.WriteStatus(2048, 0x3d), 0) << "bystander's 1 MiB WRITE";
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(attacker.ClosedWithin(10000)) << "a CmdSN gap did not end the connection";
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::string log = d.Log();
+  EXPECT_NE(log.find("held behind a gap over the buffer budget"), std::string::npos);
+  EXPECT_NE(log.find("missing for 2 s"), std::string::npos) << log;
+  EXPECT_TRUE(bystander.Works());
+  std::printf("CmdSN gap: 64 x 256 KiB parked, those past the 4 MiB share dropped; bystander "
+              "served; connection ended %.1f s later (timeout 2 s)\n",
+              seconds);
+}
+
 }  // namespace
 }  // namespace untorn::testing
