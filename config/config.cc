@@ -270,10 +270,9 @@ Limits ParseLimits(const json& j) {
             {"max_sessions_per_target", "max_connections", "max_connections_per_address",
              "max_discovery_sessions", "discovery_idle_seconds", "max_outstanding_commands",
              "max_session_buffer_megabytes", "data_out_timeout_seconds",
-             "cmdsn_gap_timeout_seconds",
-             "max_buffer_megabytes", "max_recv_data_segment_length", "max_burst_length",
-             "first_burst_length", "login_timeout_seconds", "nop_interval_seconds",
-             "nop_timeout_seconds"});
+             "cmdsn_gap_timeout_seconds", "max_buffer_megabytes", "max_recv_data_segment_length",
+             "max_burst_length", "first_burst_length", "login_timeout_seconds",
+             "nop_interval_seconds", "nop_timeout_seconds"});
   auto u32 = [&](const char* key, uint32_t def, uint64_t lo, uint64_t hi) {
     const uint64_t n = GetUnsigned(v, p, key, def, hi);
     if (n < lo) Fail(p + "." + key, "must be at least " + std::to_string(lo));
@@ -289,15 +288,15 @@ Limits ParseLimits(const json& j) {
   l.discovery_idle_seconds = u32("discovery_idle_seconds", l.discovery_idle_seconds, 1, 3600);
   if (v.contains("max_discovery_sessions") && l.max_discovery_sessions >= l.max_connections) {
     // Slots must remain for normal logins whatever discovery sessions hold.
-    Fail("limits.max_discovery_sessions", "must be below max_connections " +
-                                              std::to_string(l.max_connections));
+    Fail("limits.max_discovery_sessions",
+         "must be below max_connections " + std::to_string(l.max_connections));
   }
   l.max_outstanding_commands = u32("max_outstanding_commands", l.max_outstanding_commands, 1, 4096);
   l.max_buffer_megabytes = u32("max_buffer_megabytes", l.max_buffer_megabytes, 1, 1u << 20);
   // One session's share: a quarter of the whole by default, so that one session cannot take
   // it all (withheld Data-Out, unread Data-In).
-  l.max_session_buffer_megabytes = u32("max_session_buffer_megabytes",
-                                       std::max(1u, l.max_buffer_megabytes / 4), 1, 1u << 20);
+  l.max_session_buffer_megabytes =
+      u32("max_session_buffer_megabytes", std::max(1u, l.max_buffer_megabytes / 4), 1, 1u << 20);
   if (l.max_session_buffer_megabytes > l.max_buffer_megabytes) {
     Fail("limits.max_session_buffer_megabytes",
          "must not exceed max_buffer_megabytes " + std::to_string(l.max_buffer_megabytes));

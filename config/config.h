@@ -59,14 +59,14 @@ struct Target {
 struct Limits {
   uint32_t max_sessions_per_target = 64;
   uint32_t max_connections = 256;
-  uint32_t max_connections_per_address = 64;  // from one remote address
-  uint32_t max_discovery_sessions = 16;       // in all: discovery needs no credentials
-  uint32_t discovery_idle_seconds = 30;       // a discovery session with no Text Request ends
-  uint32_t max_outstanding_commands = 128;  // per session (CmdSN window)
-  uint32_t max_buffer_megabytes = 1024;     // command data held, all connections together
+  uint32_t max_connections_per_address = 64;    // from one remote address
+  uint32_t max_discovery_sessions = 16;         // in all: discovery needs no credentials
+  uint32_t discovery_idle_seconds = 30;         // a discovery session with no Text Request ends
+  uint32_t max_outstanding_commands = 128;      // per session (CmdSN window)
+  uint32_t max_buffer_megabytes = 1024;         // command data held, all connections together
   uint32_t max_session_buffer_megabytes = 256;  // of which one session may hold (default: 1/4)
-  uint32_t data_out_timeout_seconds = 30;   // a task waiting this long for its Data-Out ends it
-  uint32_t cmdsn_gap_timeout_seconds = 10;  // commands held behind a CmdSN gap this long end it
+  uint32_t data_out_timeout_seconds = 30;       // a task waiting this long for its Data-Out ends it
+  uint32_t cmdsn_gap_timeout_seconds = 10;      // commands held behind a CmdSN gap this long end it
   uint32_t max_recv_data_segment_length = 262144;
   uint32_t max_burst_length = 16776192;
   uint32_t first_burst_length = 262144;

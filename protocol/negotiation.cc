@@ -97,9 +97,8 @@ std::string Negotiator::Answer(const std::string& key, const std::string& value)
     const bool max = key == "MaxBurstLength";
     // Both min (§13.13, §13.14); FirstBurstLength also within the MaxBurstLength in force (the
     // answer to it, or the default), so that nothing is clamped later behind the peer's back.
-    const uint32_t r =
-        max ? std::min(*n, caps_.max_burst_length)
-            : std::min({*n, caps_.first_burst_length, params_.max_burst_length});
+    const uint32_t r = max ? std::min(*n, caps_.max_burst_length)
+                           : std::min({*n, caps_.first_burst_length, params_.max_burst_length});
     (max ? params_.max_burst_length : params_.first_burst_length) = r;
     return std::to_string(r);
   }

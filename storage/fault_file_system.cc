@@ -6,14 +6,15 @@ namespace untorn::storage {
 namespace {
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 Status Injected(FaultFileSystem::Op op, const std::string& path, Status::Code code) {
-  const char* what = code == Status::Code::kNoSpace ? "no space left on device"
-                                                    : "input/output error";
-  return Status::Error(code, std::string("injected: ") + FaultFileSystem::OpName(op) + " " + path +
-                                 ": " + what);
+  const char* what =
+      code == Status::Code::kNoSpace ? "no space left on device" : "input/output error";
+  return Status::Error(
+      code, std::string("injected: ") + FaultFileSystem::OpName(op) + " " + path + ": " + what);
 }
 
 // A file of the decorated file system: every call asks the FaultFileSystem first.
@@ -43,7 +44,9 @@ class FaultFile final : public File {
                      std::initializer_list<std::span<const uint8_t>> parts) override {
     return File::PWriteParts(offset, parts);
   }
-  Status Sync() override { return Simple(FaultFileSystem::Op::kSync, 0, 0, [&] { return base_->Sync(); }); }
+  Status Sync() override {
+    return Simple(FaultFileSystem::Op::kSync, 0, 0, [&] { return base_->Sync(); });
+  }
   Status WriteBack(uint64_t offset, uint64_t length) override {
     return Simple(FaultFileSystem::Op::kWriteBack, offset, length,
                   [&] { return base_->WriteBack(offset, length); });
@@ -82,16 +85,26 @@ class FaultFile final : public File {
 
 const char* FaultFileSystem::OpName(Op op) {
   switch (op) {
-    case Op::kPRead: return "pread";
-    case Op::kPWrite: return "pwrite";
-    case Op::kSync: return "fdatasync";
-    case Op::kWriteBack: return "sync_file_range";
-    case Op::kTruncate: return "ftruncate";
-    case Op::kAllocate: return "fallocate";
-    case Op::kPunchHole: return "punch hole";
-    case Op::kOpen: return "open";
-    case Op::kRename: return "rename";
-    case Op::kSyncDir: return "fsync (directory)";
+    case Op::kPRead:
+      return "pread";
+    case Op::kPWrite:
+      return "pwrite";
+    case Op::kSync:
+      return "fdatasync";
+    case Op::kWriteBack:
+      return "sync_file_range";
+    case Op::kTruncate:
+      return "ftruncate";
+    case Op::kAllocate:
+      return "fallocate";
+    case Op::kPunchHole:
+      return "punch hole";
+    case Op::kOpen:
+      return "open";
+    case Op::kRename:
+      return "rename";
+    case Op::kSyncDir:
+      return "fsync (directory)";
   }
   return "?";
 }

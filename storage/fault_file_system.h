@@ -24,8 +24,18 @@ namespace untorn::storage {
 
 class FaultFileSystem final : public FileSystem {
  public:
-  enum class Op { kPRead, kPWrite, kSync, kWriteBack, kTruncate, kAllocate, kPunchHole, kOpen,
-                  kRename, kSyncDir };
+  enum class Op {
+    kPRead,
+    kPWrite,
+    kSync,
+    kWriteBack,
+    kTruncate,
+    kAllocate,
+    kPunchHole,
+    kOpen,
+    kRename,
+    kSyncDir
+  };
   struct Call {
     Op op;
     const std::string& path;
@@ -36,7 +46,7 @@ class FaultFileSystem final : public FileSystem {
     std::string path_suffix;  // "" matches every file
     uint64_t nth = 1;         // 1: the next matching call
     Status::Code code = Status::Code::kIoError;
-    bool sticky = false;        // every matching call from the nth on
+    bool sticky = false;  // every matching call from the nth on
     // PWrite: before failing, write the first half of the data rounded down to whole sectors
     // of this many bytes (0: write nothing). What reached the file is then a torn write.
     uint32_t torn_sector = 0;

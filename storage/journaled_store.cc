@@ -169,8 +169,7 @@ Status JournaledStore::Open(const Options& options, std::unique_ptr<JournaledSto
       writer.reset();
       RecoveryReport after;  // the journal is empty now
       s = Open(o, out, &after);
-      r->seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      r->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       return s;
     }
   } else {
@@ -267,12 +266,12 @@ Status JournaledStore::WriteSuperblock(uint64_t epoch, uint64_t applied, uint64_
   const std::string path = SuperPath(options_.data_path);
   const std::string tmp = path + ".tmp";
   journal::Superblock sb{epoch,
-                        applied,
-                        options_.journal_bytes,
-                        options_.size_bytes,
-                        options_.block_size,
-                        start,
-                        static_cast<uint32_t>(record_align_)};
+                         applied,
+                         options_.journal_bytes,
+                         options_.size_bytes,
+                         options_.block_size,
+                         start,
+                         static_cast<uint32_t>(record_align_)};
   const std::vector<uint8_t> bytes = journal::EncodeSuperblock(sb);
   std::unique_ptr<File> f;
   if (Status s = fs_->Open(tmp, true, false, &f); !s.ok()) return s;
@@ -331,9 +330,9 @@ Status JournaledStore::CheckpointLocked(std::unique_lock<std::mutex>& lk) {
     cv_.notify_all();
     if (!torn_.empty()) {
       const Status& why = torn_.begin()->second.why;
-      return Status::Error(why.code() == Status::Code::kNoSpace ? Status::Code::kNoSpace
-                                                                : Status::Code::kReadOnly,
-                           "checkpoint held back: " + why.message());
+      return Status::Error(
+          why.code() == Status::Code::kNoSpace ? Status::Code::kNoSpace : Status::Code::kReadOnly,
+          "checkpoint held back: " + why.message());
     }
     return FailedEarlier(Status::Code::kReadOnly);
   }
@@ -418,8 +417,8 @@ Status JournaledStore::Fail(Status s) {
 
 Status JournaledStore::FailedEarlier(Status::Code code) {
   std::lock_guard lk(failure_mu_);
-  return Status::Error(code, "store failed earlier (" + failure_.message() +
-                                 "); restart to recover");
+  return Status::Error(code,
+                       "store failed earlier (" + failure_.message() + "); restart to recover");
 }
 
 Status JournaledStore::FailUnlessNoSpace(Status s) {
@@ -611,7 +610,7 @@ bool JournaledStore::TryStartWrite(uint64_t offset, std::span<const uint8_t> dat
   }
   if (has_torn_.load()) return false;  // the blocking path repairs first
   auto guard = locks_.TryLock(offset, data.size(), RangeLock::Mode::kExclusive);
-  if (!guard) return false;  // an overlapping write is in flight: wait for it elsewhere
+  if (!guard) return false;            // an overlapping write is in flight: wait for it elsewhere
   if (has_torn_.load()) return false;  // torn while this took the lock
   bool journal = kind == WriteKind::kAtomic;
   if (journal) {
@@ -710,8 +709,7 @@ Status JournaledStore::WriteAtomic(uint64_t offset, std::span<const uint8_t> dat
   return AppendAndApply(RecordKind::kAtomic, offset, data);
 }
 
-Status JournaledStore::Update(uint64_t offset, uint64_t length, const Modify& modify,
-                              Durability) {
+Status JournaledStore::Update(uint64_t offset, uint64_t length, const Modify& modify, Durability) {
   // Journaled like WriteAtomic, and under the same exclusive lock from the read to the apply.
   if (Status s = BeforeWrite(offset, length); !s.ok()) return s;
   if (length == 0) return Status::Ok();

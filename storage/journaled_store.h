@@ -136,9 +136,9 @@ class JournaledStore final : public BlockStore {
   Status CheckNotTorn(uint64_t offset, uint64_t length, bool writing);
   Status CheckpointLocked(std::unique_lock<std::mutex>& lk);
   [[nodiscard]] bool OverlapsJournaled(uint64_t offset, uint64_t length) const;  // mu_ held
-  Status Fail(Status s);                   // sticky: remembers the first failure
+  Status Fail(Status s);                    // sticky: remembers the first failure
   Status FailedEarlier(Status::Code code);  // what a failed store answers, naming that failure
-  Status FailUnlessNoSpace(Status s);  // a failed write: sticky (Fail) unless out of space
+  Status FailUnlessNoSpace(Status s);       // a failed write: sticky (Fail) unless out of space
   void BackgroundLoop();
 
   const Options options_;
@@ -179,9 +179,9 @@ class JournaledStore final : public BlockStore {
     std::vector<uint8_t> data;
     Status why;
   };
-  std::map<uint64_t, Torn> torn_;         // guarded by mu_; entries erased only by RepairTorn
-  std::atomic<bool> has_torn_{false};     // !torn_.empty(), read without mu_ on the hot paths
-  std::mutex repair_mu_;                  // one RepairTorn at a time; taken before locks_ and mu_
+  std::map<uint64_t, Torn> torn_;      // guarded by mu_; entries erased only by RepairTorn
+  std::atomic<bool> has_torn_{false};  // !torn_.empty(), read without mu_ on the hot paths
+  std::mutex repair_mu_;               // one RepairTorn at a time; taken before locks_ and mu_
   std::thread background_;
 };
 

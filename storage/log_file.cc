@@ -38,8 +38,9 @@ Status LogFile::PWriteParts(uint64_t offset,
     return Status::Error(Status::Code::kInvalid, "log write not in 512-byte units: " + path_);
   }
   if (length == 0) return Status::Ok();
-  Kept k{offset, length,
-         Buffer(static_cast<uint8_t*>(std::aligned_alloc(mem_align_, RoundUp(length, mem_align_))))};
+  Kept k{
+      offset, length,
+      Buffer(static_cast<uint8_t*>(std::aligned_alloc(mem_align_, RoundUp(length, mem_align_))))};
   if (k.data == nullptr) return Status::Error(Status::Code::kIoError, "out of memory");
   size_t at = 0;
   for (const auto& part : parts) {
@@ -106,7 +107,8 @@ uint64_t LogFile::NextHole(uint64_t offset) {
 bool LogFile::OverlapsKeptLocked(uint64_t offset, uint64_t length) const {
   auto it = kept_.lower_bound(offset);
   if (it != kept_.end() && it->first < offset + length) return true;
-  return it != kept_.begin() && std::prev(it)->second.offset + std::prev(it)->second.length > offset;
+  return it != kept_.begin() &&
+         std::prev(it)->second.offset + std::prev(it)->second.length > offset;
 }
 
 Status LogFile::WriteKept() {

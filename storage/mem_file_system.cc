@@ -67,9 +67,8 @@ Status MemFileSystem::OpenLog(const std::string& path, std::unique_ptr<File>* ou
   std::unique_ptr<File> file, straight;
   if (Status s = Open(path, false, false, &file); !s.ok()) return s;
   if (Status s = Open(path, false, false, &straight); !s.ok()) return s;
-  *out = std::make_unique<LogFile>(std::move(file),
-                                   std::make_unique<MemStraightWriter>(std::move(straight)), path,
-                                   512);
+  *out = std::make_unique<LogFile>(
+      std::move(file), std::make_unique<MemStraightWriter>(std::move(straight)), path, 512);
   return Status::Ok();
 }
 

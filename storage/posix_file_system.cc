@@ -103,7 +103,9 @@ class PosixFile final : public File {
       const ssize_t n =
           ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Errno(Status::Code::kIoError, "pread " + path_ + Where(offset + done, out.size() - done));
+      if (n < 0)
+        return Errno(Status::Code::kIoError,
+                     "pread " + path_ + Where(offset + done, out.size() - done));
       if (n == 0) {
         std::memset(out.data() + done, 0, out.size() - done);
         break;
@@ -356,8 +358,8 @@ class Posix final : public FileSystem {
       *out = std::move(file);
       return Status::Ok();
     }
-    *out = std::make_unique<LogFile>(std::move(file), std::make_unique<DirectWriter>(fd, path), path,
-                                     4096);
+    *out = std::make_unique<LogFile>(std::move(file), std::make_unique<DirectWriter>(fd, path),
+                                     path, 4096);
     return Status::Ok();
   }
 

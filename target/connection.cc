@@ -72,9 +72,9 @@ void Connection::Start() {
     if (l.tsih() != 0) {
       // Adding a connection to a session (§11.13.5): to one that exists, refused (one connection
       // per session here); to one that does not, "session does not exist".
-      const bool exists = !l.discovery() && l.target() != nullptr &&
-                          ctx_.sessions->Has(l.tsih(), l.initiator_name(), l.isid(),
-                                             l.target()->iqn);
+      const bool exists =
+          !l.discovery() && l.target() != nullptr &&
+          ctx_.sessions->Has(l.tsih(), l.initiator_name(), l.isid(), l.target()->iqn);
       *status = exists ? LoginStatus::kTooManyConnections : LoginStatus::kSessionDoesNotExist;
       return std::nullopt;
     }

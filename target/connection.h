@@ -216,7 +216,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool header_digest_ = false, data_digest_ = false;  // in force on the wire now
   uint32_t stat_sn_ = 0;
   uint32_t exp_cmd_sn_ = 0, max_cmd_sn_ = 0;
-  std::map<uint32_t, Held> held_commands_;  // CmdSN gaps: later commands wait here
+  std::map<uint32_t, Held> held_commands_;           // CmdSN gaps: later commands wait here
   std::chrono::steady_clock::time_point gap_since_;  // held_commands_ became non-empty then
   std::map<uint32_t, Task> tasks_;
   // CmdSNs an ABORT TASK declared received before they arrived (RFC 7143 §11.5.1 a): each is

@@ -379,8 +379,8 @@ ScsiOutcome LogicalUnit::RunUnmap(const Nexus&, Bytes, std::vector<uint8_t>& par
     const uint32_t n = protocol::LoadBe32(params, 16 + 16 * i);
     if (n == 0) continue;
     // UNMAP has no FUA bit: it follows the write-cache mode (WCE=0: durable before GOOD).
-    storage::Status s = store_->Unmap(lba * disk_.block_size, uint64_t{n} * disk_.block_size,
-                                      DurabilityFor(false));
+    storage::Status s =
+        store_->Unmap(lba * disk_.block_size, uint64_t{n} * disk_.block_size, DurabilityFor(false));
     if (!s.ok()) return OutcomeFromStorage(s, true);
   }
   return ScsiOutcome::Good();

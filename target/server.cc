@@ -245,8 +245,8 @@ awaitable<void> Server::Accept(tcp::acceptor& acceptor) {
       socket.close(ec);
       continue;
     }
-    ServerContext ctx{&config_,       &targets_,     &sessions_, &metrics_,
-                      &storage_pool_, &connections_, &buffers_,  send_buffer_, &limits_};
+    ServerContext ctx{&config_,      &targets_, &sessions_,   &metrics_, &storage_pool_,
+                      &connections_, &buffers_, send_buffer_, &limits_};
     auto conn = std::make_shared<Connection>(std::move(socket), ctx, next_connection_id_++);
     conn->HoldAddressSlot(std::move(*slot));
     {

@@ -4,11 +4,10 @@
 // framed again (RFC 7143 §11.2: BHS, AHS, header digest, padded data, data digest), which must
 // give back the same BHS, AHS and data with digests that check. Failures trap: libFuzzer
 // ignores a target's return value.
-#include <cstddef>
-#include <cstdint>
-
 #include <algorithm>
 #include <array>
+#include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "protocol/byte_order.h"

@@ -16,9 +16,9 @@ constexpr const char* kAttacker = "127.0.0.2";
 
 // A discovery login from `source`; true if it was accepted.
 bool DiscoveryLogin(RawClient& c) {
-  auto r = LoginStep(c, 1, 3, true,
-                     {{"InitiatorName", "iqn.2026-11.org.untorn:attacker"},
-                      {"SessionType", "Discovery"}});
+  auto r = LoginStep(
+      c, 1, 3, true,
+      {{"InitiatorName", "iqn.2026-11.org.untorn:attacker"}, {"SessionType", "Discovery"}});
   return LoginStatusOf(r) == 0;
 }
 
@@ -59,9 +59,10 @@ TEST(RawProtocol, DiscoverySessionsAndOneAddressCannotTakeEverySlot) {
   // Meanwhile another host logs in and works.
   Bystander bystander(d);
   EXPECT_TRUE(bystander.Works());
-  std::printf("discovery: %d admitted, %d refused; 2 more connections from the address, then "
-              "%d refused at accept; bystander served\n",
-              discovery_ok, discovery_refused, refused);
+  std::printf(
+      "discovery: %d admitted, %d refused; 2 more connections from the address, then "
+      "%d refused at accept; bystander served\n",
+      discovery_ok, discovery_refused, refused);
 }
 
 // A discovery session that asks nothing is closed after discovery_idle_seconds, whether or
@@ -113,7 +114,7 @@ TEST(RawProtocol, WithheldDataOutTakesOnlyItsShareAndTimesOut) {
                              Write10(i * (kBytes / 512), kBytes / 512), kBytes, 0xa0));
     auto r = attacker.Receive();
     ASSERT_TRUE(r);
-    if (r->RawOpcode() == 0x31) ++r2ts;                        // R2T: never answered
+    if (r->RawOpcode() == 0x31) ++r2ts;                       // R2T: never answered
     if (r->RawOpcode() == 0x21 && r->bhs[3] == 0x08) ++busy;  // BUSY: past its share
   }
   EXPECT_EQ(r2ts, 4);
@@ -126,10 +127,11 @@ TEST(RawProtocol, WithheldDataOutTakesOnlyItsShareAndTimesOut) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_TRUE(bystander.Works());
-  std::printf("withheld Data-Out: %d WRITEs of 4 MiB held (R2T), %d BUSY past the 16 MiB share; "
-              "bystander's 1 MiB WRITE and READ GOOD meanwhile; connection ended %.1f s later "
-              "(timeout 2 s)\n",
-              r2ts, busy, seconds);
+  std::printf(
+      "withheld Data-Out: %d WRITEs of 4 MiB held (R2T), %d BUSY past the 16 MiB share; "
+      "bystander's 1 MiB WRITE and READ GOOD meanwhile; connection ended %.1f s later "
+      "(timeout 2 s)\n",
+      r2ts, busy, seconds);
 }
 
 // Commands parked behind a CmdSN gap hold their data: it is charged to the session's share
@@ -151,8 +153,8 @@ TEST(RawProtocol, CommandsParkedBehindACmdSnGapAreChargedAndTimeOut) {
   // CmdSN next+1 onwards, next never sent: 64 WRITEs of 256 KiB parked (16 MiB offered).
   const std::vector<uint8_t> data(262144, 0x77);
   for (uint32_t i = 0; i < 64; ++i) {
-    Pdu p = CommandPdu(0x300 + i, attacker.next_cmd_sn() + 1 + i, Write10(i * 512, 512), 262144,
-                       0xa0);
+    Pdu p =
+        CommandPdu(0x300 + i, attacker.next_cmd_sn() + 1 + i, Write10(i * 512, 512), 262144, 0xa0);
     p.data = data;
     attacker.Send(p);
   }
@@ -166,9 +168,10 @@ TEST(RawProtocol, CommandsParkedBehindACmdSnGapAreChargedAndTimeOut) {
   EXPECT_NE(log.find("held behind a gap over the buffer budget"), std::string::npos);
   EXPECT_NE(log.find("missing for 2 s"), std::string::npos) << log;
   EXPECT_TRUE(bystander.Works());
-  std::printf("CmdSN gap: 64 x 256 KiB parked, those past the 4 MiB share dropped; bystander "
-              "served; connection ended %.1f s later (timeout 2 s)\n",
-              seconds);
+  std::printf(
+      "CmdSN gap: 64 x 256 KiB parked, those past the 4 MiB share dropped; bystander "
+      "served; connection ended %.1f s later (timeout 2 s)\n",
+      seconds);
 }
 
 }  // namespace

@@ -26,7 +26,8 @@ TEST(RawProtocol, FirstBurstLengthIsAnsweredNoLargerThanMaxBurstLength) {
     protocol::KeyList answers;
     ASSERT_TRUE(c.Login(kTargetIqn, keys, nullptr, &answers));
     EXPECT_EQ(Answer(answers, "MaxBurstLength"), "16384");
-    EXPECT_EQ(Answer(answers, "FirstBurstLength"), "16384") << (fbl_first ? "FBL first" : "MBL first");
+    EXPECT_EQ(Answer(answers, "FirstBurstLength"), "16384")
+        << (fbl_first ? "FBL first" : "MBL first");
   }
 }
 
@@ -99,8 +100,8 @@ TEST(RawProtocol, LoginToAnUnknownSessionIsSessionDoesNotExist) {
   Bystander bystander(d);
   RawClient c(d.port());
   Pdu p = LoginPdu(0x87, protocol::EncodeTextKeys({{"InitiatorName", "iqn.2026-11.org.untorn:raw"},
-                                                    {"TargetName", kTargetIqn},
-                                                    {"SessionType", "Normal"}}));
+                                                   {"TargetName", kTargetIqn},
+                                                   {"SessionType", "Normal"}}));
   protocol::StoreBe16(p.bhs, 14, 0x1234);  // TSIH of no session
   c.Send(p);
   auto r = c.Receive();
@@ -129,8 +130,8 @@ TEST(RawProtocol, UnsolicitedDataShorterThanFirstBurstIsFollowedByR2tsFromItsEnd
   for (const bool early_data_out : {false, true}) {
     SCOPED_TRACE(early_data_out ? "F on an early unsolicited Data-Out" : "F on the command");
     const uint32_t itt = early_data_out ? 21 : 20;
-    Pdu cmd = CommandPdu(itt, c.next_cmd_sn() + (early_data_out ? 1 : 0), Write10(0, kLen / 512), kLen,
-                         static_cast<uint8_t>((early_data_out ? 0x00 : 0x80) | 0x20));
+    Pdu cmd = CommandPdu(itt, c.next_cmd_sn() + (early_data_out ? 1 : 0), Write10(0, kLen / 512),
+                         kLen, static_cast<uint8_t>((early_data_out ? 0x00 : 0x80) | 0x20));
     cmd.data.assign(data.begin(), data.begin() + 8192);  // 8 KiB immediate
     c.Send(cmd);
     uint32_t end = 8192;

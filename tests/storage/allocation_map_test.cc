@@ -46,8 +46,8 @@ TEST(AllocationMap, ForgetClearsEveryGranuleTheRangeTouches) {
 TEST(AllocationMap, MarkAfterAConcurrentForgetMarksNothing) {
   AllocationMap m(1 << 30);
   const uint64_t generation = m.Generation();  // then FIEMAP says granule 0 is allocated
-  m.Forget(2048, 512);                          // a punch-hole inside granule 0 meanwhile
-  m.Mark(0, 4096, generation);                  // the answer from before the punch-hole
+  m.Forget(2048, 512);                         // a punch-hole inside granule 0 meanwhile
+  m.Mark(0, 4096, generation);                 // the answer from before the punch-hole
   EXPECT_FALSE(m.Covered(2048, 512));
   m.Mark(0, 4096, m.Generation());  // a lookup after it is believed
   EXPECT_TRUE(m.Covered(2048, 512));

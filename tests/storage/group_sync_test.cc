@@ -7,8 +7,8 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
 #include <future>
+#include <mutex>
 #include <thread>
 #include <vector>
 

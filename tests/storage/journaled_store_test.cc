@@ -6,13 +6,13 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
 #include <future>
+#include <mutex>
 #include <random>
 #include <thread>
 
-#include "storage/journal_format.h"
 #include "storage/fault_file_system.h"
+#include "storage/journal_format.h"
 #include "storage/mem_file_system.h"
 
 namespace untorn::storage {
@@ -386,13 +386,13 @@ TEST(JournaledStore, GroupCommitSharesSyncs) {
   const auto before = s->stats();
   const auto data = Fill(4096, 1);
   for (uint64_t i = 0; i < 8; ++i) {
-    ASSERT_TRUE(s->TryStartWrite(i * 4096, data, WriteKind::kAtomic, Durability::kDurable,
-                                 [&](Status st) {
-                                   EXPECT_TRUE(st.ok()) << st.message();
-                                   std::lock_guard lk(mu);
-                                   ++done;
-                                   cv.notify_all();
-                                 }));
+    ASSERT_TRUE(
+        s->TryStartWrite(i * 4096, data, WriteKind::kAtomic, Durability::kDurable, [&](Status st) {
+          EXPECT_TRUE(st.ok()) << st.message();
+          std::lock_guard lk(mu);
+          ++done;
+          cv.notify_all();
+        }));
   }
   {
     std::unique_lock lk(mu);

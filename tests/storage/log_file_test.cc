@@ -1,5 +1,7 @@
 // FileSystem::OpenLog on the real file system: writes kept in memory until Sync, then written
 // straight (O_DIRECT), and the journal built on it recovers what it acknowledged.
+#include "storage/log_file.h"
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,7 +15,6 @@
 
 #include "storage/file_system.h"
 #include "storage/journaled_store.h"
-#include "storage/log_file.h"
 #include "tests/storage/temp_dir.h"
 
 namespace untorn::storage {

@@ -224,7 +224,7 @@ void RunGeometry(const Geometry& g, const char* name) {
   EXPECT_EQ(c.crash_points, static_cast<uint64_t>(kRuns) * kCutsPerRun);  // 10000 by default
   // The non-blocking path was exercised, not declined (about 70 writes a run take it).
   EXPECT_GE(c.started.load(), static_cast<uint64_t>(kRuns) * 20);
-  EXPECT_GT(c.unreadable, 0u);         // the unreadable-sector outcome was drawn
+  EXPECT_GT(c.unreadable, 0u);  // the unreadable-sector outcome was drawn
   EXPECT_EQ(c.torn, 0u);
   EXPECT_EQ(c.lost, 0u);
   EXPECT_EQ(c.reverted, 0u);

@@ -102,8 +102,9 @@ TEST(StoreFaults, FailedJournalWriteFailsEveryLaterRecordBeforeAnyIsAcknowledged
     }
   });
   fs.Inject({Op::kPWrite, ".journal", 1, Status::Code::kIoError});
-  auto a = std::async(std::launch::async,
-                      [&] { return store->WriteAtomic(0, Fill(4096, 0xaa), Durability::kDurable); });
+  auto a = std::async(std::launch::async, [&] {
+    return store->WriteAtomic(0, Fill(4096, 0xaa), Durability::kDurable);
+  });
   ASSERT_TRUE(first_arrived.WaitFor(std::chrono::seconds(10)));  // N reserved, its write held
   auto b = std::async(std::launch::async, [&] {
     return store->WriteAtomic(8192, Fill(4096, 0xbb), Durability::kDurable);

@@ -94,8 +94,8 @@ TEST(Config, TransfersOfFourGiBOrMoreAreRefused) {
             std::string::npos);
   Config c;
   std::string error;
-  EXPECT_TRUE(Parse(Lun(R"(,"block_size":4096,"max_transfer_length":1048575,"journal":false)"), &c,
-                    &error))
+  EXPECT_TRUE(
+      Parse(Lun(R"(,"block_size":4096,"max_transfer_length":1048575,"journal":false)"), &c, &error))
       << error;
 }
 

@@ -216,10 +216,10 @@ FaultFileSystem::Fault RandomFault(std::mt19937_64& rng) {
     const char* suffix;
   };
   static constexpr Where kWhere[] = {
-      {FOp::kPWrite, ".journal"},   {FOp::kSync, ".journal"},   {FOp::kPWrite, kPath},
-      {FOp::kSync, kPath},          {FOp::kWriteBack, kPath},   {FOp::kAllocate, kPath},
-      {FOp::kPunchHole, kPath},     {FOp::kPRead, kPath},       {FOp::kPWrite, ".super.tmp"},
-      {FOp::kSync, ".super.tmp"},   {FOp::kRename, ".super"},   {FOp::kSyncDir, ".super"},
+      {FOp::kPWrite, ".journal"}, {FOp::kSync, ".journal"}, {FOp::kPWrite, kPath},
+      {FOp::kSync, kPath},        {FOp::kWriteBack, kPath}, {FOp::kAllocate, kPath},
+      {FOp::kPunchHole, kPath},   {FOp::kPRead, kPath},     {FOp::kPWrite, ".super.tmp"},
+      {FOp::kSync, ".super.tmp"}, {FOp::kRename, ".super"}, {FOp::kSyncDir, ".super"},
   };
   const Where& w = kWhere[rng() % std::size(kWhere)];
   FaultFileSystem::Fault f;
@@ -280,8 +280,8 @@ TEST(FaultInjection, RandomFaultsUnderMixedTrafficNeverTearLoseOrRevert) {
       if (space_only && fs.injected() > 0) {
         // Room again: a write is taken, with no restart (a torn apply is applied again first).
         ++space_only_runs;
-        const ScsiOutcome o = lu.Execute(nexus, Cdb16(0x8a, kBlocks - 1, 1),
-                                         std::vector<uint8_t>(kBlock, 0));
+        const ScsiOutcome o =
+            lu.Execute(nexus, Cdb16(0x8a, kBlocks - 1, 1), std::vector<uint8_t>(kBlock, 0));
         EXPECT_EQ(o.status, protocol::ScsiStatus::kGood)
             << "run " << r << ": " << (o.sense ? SenseName(*o.sense) : "no sense");
         if (o.status == protocol::ScsiStatus::kGood) ++space_recovered;
@@ -326,8 +326,7 @@ TEST(FaultInjection, RandomFaultsUnderMixedTrafficNeverTearLoseOrRevert) {
       static_cast<unsigned long long>(tally.miscompares), static_cast<unsigned long long>(cuts),
       static_cast<unsigned long long>(c.atomic_checked), static_cast<unsigned long long>(c.torn),
       static_cast<unsigned long long>(c.lost), static_cast<unsigned long long>(c.reverted),
-      static_cast<unsigned long long>(c.corrupt),
-      static_cast<unsigned long long>(space_recovered),
+      static_cast<unsigned long long>(c.corrupt), static_cast<unsigned long long>(space_recovered),
       static_cast<unsigned long long>(space_only_runs));
   SetLogLevel(LogLevel::kInfo);
   EXPECT_GE(faults, static_cast<uint64_t>(kRuns));  // at least one a run, on average

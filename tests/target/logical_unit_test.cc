@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
+#include <filesystem>
 #include <future>
 #include <mutex>
-#include <filesystem>
 
 #include "protocol/byte_order.h"
 #include "storage/fault_file_system.h"
