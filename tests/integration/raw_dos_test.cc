@@ -14,6 +14,13 @@ namespace {
 
 constexpr const char* kAttacker = "127.0.0.2";
 
+// Seconds until the target closes `c`, or a failed expectation if it does not within 10 s.
+double SecondsUntilClosed(RawClient& c, const char* what) {
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(c.ClosedWithin(10000)) << what << " did not end the connection";
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 // A discovery login from `source`; true if it was accepted.
 bool DiscoveryLogin(RawClient& c) {
   auto r = LoginStep(
@@ -122,10 +129,7 @@ TEST(RawProtocol, WithheldDataOutTakesOnlyItsShareAndTimesOut) {
   // The others are served while the attacker holds its share.
   EXPECT_EQ(bystander.WriteStatus(2048, 0x3c), 0) << "bystander's 1 MiB WRITE";
   EXPECT_EQ(bystander.ReadStatus(2048), 0) << "bystander's 1 MiB READ";
-  const auto start = std::chrono::steady_clock::now();
-  EXPECT_TRUE(attacker.ClosedWithin(10000)) << "withheld Data-Out did not end the connection";
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = SecondsUntilClosed(attacker, "withheld Data-Out");
   EXPECT_TRUE(bystander.Works());
   std::printf(
       "withheld Data-Out: %d WRITEs of 4 MiB held (R2T), %d BUSY past the 16 MiB share; "
@@ -160,10 +164,7 @@ TEST(RawProtocol, CommandsParkedBehindACmdSnGapAreChargedAndTimeOut) {
   }
   EXPECT_TRUE(bystander.Works());
   EXPECT_EQ(bystander.WriteStatus(2048, 0x3d), 0) << "bystander's 1 MiB WRITE";
-  const auto start = std::chrono::steady_clock::now();
-  EXPECT_TRUE(attacker.ClosedWithin(10000)) << "a CmdSN gap did not end the connection";
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = SecondsUntilClosed(attacker, "a CmdSN gap");
   const std::string log = d.Log();
   EXPECT_NE(log.find("held behind a gap over the buffer budget"), std::string::npos);
   EXPECT_NE(log.find("missing for 2 s"), std::string::npos) << log;

@@ -14,33 +14,16 @@
 #include "storage/fault_file_system.h"
 #include "storage/journal_format.h"
 #include "storage/mem_file_system.h"
+#include "tests/storage/journaled_test_util.h"
 
 namespace untorn::storage {
 namespace {
 
-constexpr uint64_t kLun = 1 << 20;
-constexpr const char* kPath = "/lun.img";
-
-JournaledStore::Options Opts(FileSystem* fs) {
-  JournaledStore::Options o;
-  o.data_path = kPath;
-  o.size_bytes = kLun;
-  o.block_size = 512;
-  o.journal_bytes = 1 << 20;
-  o.fs = fs;
-  o.background_checkpoint = false;
-  return o;
-}
-
-std::unique_ptr<JournaledStore> OpenOk(FileSystem* fs,
-                                       JournaledStore::RecoveryReport* r = nullptr) {
-  std::unique_ptr<JournaledStore> s;
-  const Status st = JournaledStore::Open(Opts(fs), &s, r);
-  EXPECT_TRUE(st.ok()) << st.message();
-  return s;
-}
-
-std::vector<uint8_t> Fill(size_t n, uint8_t v) { return std::vector<uint8_t>(n, v); }
+using testing::Fill;
+using testing::kLun;
+using testing::kPath;
+using testing::OpenOk;
+using testing::Opts;
 
 std::vector<uint8_t> ReadBack(MemFileSystem* fs, uint64_t offset, size_t n) {
   auto s = OpenOk(fs);

@@ -13,33 +13,17 @@
 #include "storage/journal_format.h"
 #include "storage/journaled_store.h"
 #include "storage/mem_file_system.h"
+#include "tests/storage/journaled_test_util.h"
 
 namespace untorn::storage {
 namespace {
 
 using Op = FaultFileSystem::Op;
-constexpr uint64_t kLun = 1 << 20;
-constexpr const char* kPath = "/lun.img";
-
-JournaledStore::Options Opts(FileSystem* fs) {
-  JournaledStore::Options o;
-  o.data_path = kPath;
-  o.size_bytes = kLun;
-  o.block_size = 512;
-  o.journal_bytes = 1 << 20;
-  o.fs = fs;
-  o.background_checkpoint = false;
-  return o;
-}
-
-std::unique_ptr<JournaledStore> OpenOk(FileSystem* fs) {
-  std::unique_ptr<JournaledStore> s;
-  const Status st = JournaledStore::Open(Opts(fs), &s, nullptr);
-  EXPECT_TRUE(st.ok()) << st.message();
-  return s;
-}
-
-std::vector<uint8_t> Fill(size_t n, uint8_t v) { return std::vector<uint8_t>(n, v); }
+using testing::Fill;
+using testing::kLun;
+using testing::kPath;
+using testing::OpenOk;
+using testing::Opts;
 
 // All bytes equal to one of `a` or `b` throughout (the range is whole), or a description.
 std::string Whole(const std::vector<uint8_t>& got, uint8_t a, uint8_t b) {
@@ -82,6 +66,21 @@ class Latch {
   bool set_ = false;
 };
 
+// The first journal record write is held (its caller has reserved its record) until a second
+// one arrives; `first` is set when it is held, `second` when the second arrives.
+void HoldFirstJournalWriteUntilTheSecond(FaultFileSystem& fs, Latch& first, Latch& second) {
+  auto writes = std::make_shared<std::atomic<int>>(0);
+  fs.SetHook([&first, &second, writes](const FaultFileSystem::Call& c) {
+    if (c.op != Op::kPWrite || !c.path.ends_with(".journal")) return;
+    if (++*writes == 1) {
+      first.Set();
+      EXPECT_TRUE(second.WaitFor(std::chrono::seconds(10)));
+    } else {
+      second.Set();
+    }
+  });
+}
+
 // Records N and N+1 are reserved concurrently; N's journal write fails, N+1's succeeds. One
 // fdatasync would make N+1 durable, but recovery stops at the gap at N, so N+1 must not be
 // acknowledged: it fails too, before anything acknowledges it. Before the fix N was marked
@@ -91,16 +90,7 @@ TEST(StoreFaults, FailedJournalWriteFailsEveryLaterRecordBeforeAnyIsAcknowledged
   FaultFileSystem fs(&mem);
   auto store = OpenOk(&fs);
   Latch first_arrived, second_arrived;
-  std::atomic<int> journal_writes{0};
-  fs.SetHook([&](const FaultFileSystem::Call& c) {
-    if (c.op != Op::kPWrite || !c.path.ends_with(".journal")) return;
-    if (++journal_writes == 1) {
-      first_arrived.Set();
-      EXPECT_TRUE(second_arrived.WaitFor(std::chrono::seconds(10)));
-    } else {
-      second_arrived.Set();
-    }
-  });
+  HoldFirstJournalWriteUntilTheSecond(fs, first_arrived, second_arrived);
   fs.Inject({Op::kPWrite, ".journal", 1, Status::Code::kIoError});
   auto a = std::async(std::launch::async, [&] {
     return store->WriteAtomic(0, Fill(4096, 0xaa), Durability::kDurable);
@@ -128,16 +118,7 @@ TEST(StoreFaults, NothingAcknowledgedIsLostWhenAnEarlierJournalWriteFailed) {
     FaultFileSystem fs(&mem);
     auto store = OpenOk(&fs);
     Latch first_arrived, second_arrived;
-    std::atomic<int> journal_writes{0};
-    fs.SetHook([&](const FaultFileSystem::Call& c) {
-      if (c.op != Op::kPWrite || !c.path.ends_with(".journal")) return;
-      if (++journal_writes == 1) {
-        first_arrived.Set();
-        EXPECT_TRUE(second_arrived.WaitFor(std::chrono::seconds(10)));
-      } else {
-        second_arrived.Set();
-      }
-    });
+    HoldFirstJournalWriteUntilTheSecond(fs, first_arrived, second_arrived);
     // round 0: the first record's write fails; round 1: the second's.
     fs.Inject({Op::kPWrite, ".journal", static_cast<uint64_t>(round + 1), Status::Code::kIoError});
     auto a = std::async(std::launch::async, [&] {
