@@ -155,5 +155,46 @@ TEST(RawProtocol, UnsolicitedDataShorterThanFirstBurstIsFollowedByR2tsFromItsEnd
   EXPECT_TRUE(bystander.Works());
 }
 
+// A WRITE refused at once (LBA out of range) while its unsolicited Data-Out is still on the
+// way: untornd answers before the Data-Out arrives (docs/conformance.md says why that is safe
+// with one connection per session). The Data-Out that follows is dropped as belonging to no
+// task, and a new command reusing the ITT right after it runs on its own data, not on it.
+TEST(RawProtocol, RefusedWriteAnsweredBeforeItsUnsolicitedDataOutIsSafeForTheNextCommand) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  RawClient c(d.port());
+  ASSERT_TRUE(c.Login(kTargetIqn, {{"ImmediateData", "Yes"},
+                                   {"InitialR2T", "No"},
+                                   {"FirstBurstLength", "65536"},
+                                   {"MaxRecvDataSegmentLength", "65536"}}));
+  const uint32_t sn = c.next_cmd_sn();
+  Pdu bad = CommandPdu(0x40, sn, Write10(0xfffffff0u, 16), 8192, 0x20);  // past the end, F=0
+  bad.data.assign(4096, 0xee);
+  c.Send(bad);
+  c.Send(DataOutPdu(0x40, protocol::kReservedTag, 0, 4096, std::vector<uint8_t>(4096, 0xee)));
+  // The same ITT again, at once: a good WRITE of 0x11 to blocks 0-7.
+  Pdu good = CommandPdu(0x40, sn + 1, Write10(0, 8), 4096, 0xa0);
+  good.data.assign(4096, 0x11);
+  c.Send(good);
+  auto first = c.Receive();
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->RawOpcode(), 0x21);
+  EXPECT_EQ(first->bhs[3], 0x02);  // CHECK CONDITION: LBA out of range
+  auto second = c.Receive();
+  ASSERT_TRUE(second);
+  ASSERT_EQ(second->RawOpcode(), 0x21);
+  EXPECT_EQ(second->bhs[3], 0x00);
+  Pdu read = CommandPdu(0x41, sn + 2, Read10(0, 8), 4096, 0xc0);
+  c.Send(read);
+  std::vector<uint8_t> back;
+  for (int i = 0; i < 8 && back.size() < 4096; ++i) {
+    auto r = c.Receive();
+    ASSERT_TRUE(r);
+    if (r->RawOpcode() == 0x25) back.insert(back.end(), r->data.begin(), r->data.end());
+    if (r->RawOpcode() == 0x21) break;
+  }
+  EXPECT_EQ(back, std::vector<uint8_t>(4096, 0x11));
+}
+
 }  // namespace
 }  // namespace untorn::testing
