@@ -34,6 +34,7 @@ Connection::Connection(Socket socket, ServerContext ctx, uint64_t id)
       id_(id),
       write_signal_(socket_.get_executor()),
       keepalive_timer_(socket_.get_executor()),
+      watchdog_timer_(socket_.get_executor()),
       login_timer_(socket_.get_executor()),
       drained_signal_(socket_.get_executor()),
       last_tx_(std::chrono::steady_clock::now()),
@@ -126,8 +127,12 @@ void Connection::Close(const std::string& why) {
   socket_.close(ec);
   write_signal_.cancel();
   keepalive_timer_.cancel();
+  watchdog_timer_.cancel();
   login_timer_.cancel();
   drained_signal_.cancel();
+  // The caps count open connections: given back now, not when the last reference goes.
+  address_slot_.reset();
+  discovery_slot_.reset();
   out_queue_.clear();
   out_bytes_ = 0;
   EndSession();
@@ -253,11 +258,10 @@ awaitable<void> Connection::Watchdog() {
   const auto idle = std::chrono::seconds(limits.discovery_idle_seconds);
   const auto data_out = std::chrono::seconds(limits.data_out_timeout_seconds);
   const auto gap = std::chrono::seconds(limits.cmdsn_gap_timeout_seconds);
-  asio::steady_timer timer(socket_.get_executor());
   while (!stopped_) {
-    timer.expires_after(std::chrono::milliseconds(250));
+    watchdog_timer_.expires_after(std::chrono::milliseconds(250));
     boost::system::error_code ec;
-    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    co_await watchdog_timer_.async_wait(asio::redirect_error(use_awaitable, ec));
     if (stopped_) break;
     const auto now = std::chrono::steady_clock::now();
     // A discovery session lives for its SendTargets: one that asks nothing for

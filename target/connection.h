@@ -45,6 +45,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Closes the socket and abandons queued work; in-flight storage work completes and is dropped.
   void Stop();
   [[nodiscard]] int in_flight() const { return in_flight_.load(); }
+  // A task management function of another session reset `lu` (nullptr: every LU of the
+  // target), or ends the session (TARGET COLD RESET): this session's tasks for it end without
+  // a response (SAM-5: aborted by another I_T nexus; the unit attention tells the initiator),
+  // commands held behind a CmdSN gap for it included. Any thread: posted to the strand.
+  void AbortForReset(const TargetRuntime* target, const LogicalUnit* lu, bool close);
   // The per-address slot Server admitted this connection with; given back when it ends.
   void HoldAddressSlot(ConnectionLimits::Slot slot) { address_slot_.emplace(std::move(slot)); }
   // Closed: no task of this connection will be dispatched from now on (any thread).
@@ -168,6 +173,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   [[nodiscard]] ScsiOutcome NoSuchLun(const std::vector<uint8_t>& cdb) const;
   void OnTaskManagement(const protocol::Pdu& pdu);
   void AbortTasks(PendingTmf& tmf, const std::function<bool(const Task&)>& match);
+  // Drops the commands held behind a CmdSN gap that `match` (by their LUN field) names; their
+  // CmdSNs count as received (the window moves on).
+  void DropHeld(const std::function<bool(uint64_t lun_field)>& match);
+  // The other sessions of this target: AbortForReset on each.
+  void ResetOtherSessions(const LogicalUnit* lu, bool close);
   void MaybeAnswerTmfs();
   void EndSession();
 
@@ -181,6 +191,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string local_;
   boost::asio::steady_timer write_signal_;
   boost::asio::steady_timer keepalive_timer_;
+  boost::asio::steady_timer watchdog_timer_;  // Watchdog's tick; cancelled by Close
   boost::asio::steady_timer login_timer_;
   std::vector<uint8_t> rx_;           // receive buffer (kReceiveBuffer bytes once reading starts)
   size_t rx_begin_ = 0, rx_end_ = 0;  // its unconsumed bytes
