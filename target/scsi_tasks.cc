@@ -379,13 +379,25 @@ void Connection::OnTaskManagement(const Pdu& pdu) {
         break;
       }
       AbortTasks(tmf, [&](const Task& t) { return t.lun_field == req.lun; });
-      if (fn == protocol::TmfFunction::kLogicalUnitReset) lu->Reset(nexus_);
+      DropHeld([&](uint64_t lun_field) { return lun_field == req.lun; });
+      if (fn == protocol::TmfFunction::kAbortTaskSet) break;  // this nexus's tasks only
+      // CLEAR TASK SET and LOGICAL UNIT RESET end the tasks of every I_T nexus (SAM-5 §7.4,
+      // §7.7); the others learn it from a unit attention.
+      ResetOtherSessions(lu, false);
+      if (fn == protocol::TmfFunction::kLogicalUnitReset) {
+        lu->Reset(nexus_);
+      } else {
+        lu->EstablishUnitAttention(protocol::sense::CommandsClearedByAnotherInitiator(),
+                                   nexus_.id);
+      }
       break;
     case protocol::TmfFunction::kTargetWarmReset:
     case protocol::TmfFunction::kTargetColdReset:
       AbortTasks(tmf, [](const Task&) { return true; });
+      DropHeld([](uint64_t) { return true; });
+      // Every session of the target; a cold reset also ends them all (RFC 7143 §11.5.1).
+      ResetOtherSessions(nullptr, fn == protocol::TmfFunction::kTargetColdReset);
       for (const auto& l : target_->luns) l->Reset(nexus_);
-      // A cold reset also ends the session (RFC 7143 §11.5.1).
       tmf.close_after = fn == protocol::TmfFunction::kTargetColdReset;
       break;
     case protocol::TmfFunction::kClearAca:
@@ -399,6 +411,46 @@ void Connection::OnTaskManagement(const Pdu& pdu) {
   }
   pending_tmfs_.push_back(std::move(tmf));
   MaybeAnswerTmfs();
+}
+
+void Connection::DropHeld(const std::function<bool(uint64_t lun_field)>& match) {
+  for (auto it = held_commands_.begin(); it != held_commands_.end();) {
+    const uint64_t lun_field = protocol::LoadBe64(it->second.pdu.bhs, 8);
+    if (it->second.pdu.RawOpcode() == static_cast<uint8_t>(protocol::Opcode::kScsiCommand) &&
+        match(lun_field)) {
+      aborted_cmd_sns_.insert(it->first);
+      it = held_commands_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Connection::ResetOtherSessions(const LogicalUnit* lu, bool close) {
+  for (const auto& other : ctx_.sessions->All()) {
+    if (other.get() != this) other->AbortForReset(target_, lu, close);
+  }
+}
+
+void Connection::AbortForReset(const TargetRuntime* target, const LogicalUnit* lu, bool close) {
+  asio::post(socket_.get_executor(), [self = shared_from_this(), target, lu, close] {
+    if (self->stopped_ || self->target_ != target) return;
+    for (auto it = self->tasks_.begin(); it != self->tasks_.end();) {
+      Task& t = it->second;
+      if (lu != nullptr && t.lu != lu) {
+        ++it;
+      } else if (t.executing) {
+        t.aborted = true;  // finishes in storage; no response (Complete)
+        ++it;
+      } else {
+        it = self->tasks_.erase(it);
+      }
+    }
+    self->DropHeld([&](uint64_t lun_field) {
+      return lu == nullptr || self->target_->Find(protocol::DecodeLun(lun_field)) == lu;
+    });
+    if (close) self->Close("target cold reset by another session");
+  });
 }
 
 void Connection::MaybeAnswerTmfs() {

@@ -196,5 +196,47 @@ TEST(RawProtocol, RefusedWriteAnsweredBeforeItsUnsolicitedDataOutIsSafeForTheNex
   EXPECT_EQ(back, std::vector<uint8_t>(4096, 0x11));
 }
 
+// LOGICAL UNIT RESET ends the tasks of every I_T nexus on the LU (SAM-5 §7.7), not only those
+// of the session that asked: another session's WRITE still waiting for its Data-Out is gone
+// (its data, when it comes, is dropped and no response is sent), and that session's next
+// command gets the reset's unit attention. Before, the other session's WRITE completed GOOD
+// after the reset.
+TEST(RawProtocol, LogicalUnitResetEndsTheTasksOfEveryNexus) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  RawClient a(d.port());
+  ASSERT_TRUE(a.Login(kTargetIqn, {{"InitialR2T", "Yes"}, {"ImmediateData", "No"}}));
+  uint32_t sn = a.next_cmd_sn();
+  const auto tur_sense = [&](uint32_t itt) -> std::pair<int, int> {  // (status, ASC) or (-1, -1)
+    a.Send(CommandPdu(itt, sn++, std::vector<uint8_t>(6, 0), 0));
+    auto r = a.Receive();
+    if (!r || r->RawOpcode() != 0x21 || protocol::LoadBe32(r->bhs, 16) != itt) return {-1, -1};
+    const int asc = r->data.size() >= 2 + 13 ? r->data[2 + 12] : 0;  // SenseLength, then sense
+    return {r->bhs[3], asc};
+  };
+  // Any unit attention the login left is taken first.
+  bool ready = false;
+  for (uint32_t itt = 1; itt <= 3 && !ready; ++itt) ready = tur_sense(itt).first == 0;
+  ASSERT_TRUE(ready);
+  a.Send(CommandPdu(3, sn++, Write10(0, 8), 4096, 0xa0));  // waits for its Data-Out
+  auto r2t = a.Receive();
+  ASSERT_TRUE(r2t);
+  ASSERT_EQ(r2t->RawOpcode(), 0x31);
+  const uint32_t ttt = protocol::LoadBe32(r2t->bhs, 20);
+
+  std::string error;
+  LoginOptions o;
+  o.initiator = "iqn.2026-11.org.untorn:resetter";
+  Context b = Login(d.portal(), kTargetIqn, o, &error);
+  ASSERT_TRUE(b) << error;
+  ASSERT_EQ(iscsi_task_mgmt_lun_reset_sync(b.get(), 0), 0) << iscsi_get_error(b.get());
+
+  a.Send(DataOutPdu(3, ttt, 0, 0, std::vector<uint8_t>(4096, 0x42)));
+  // The next answer A gets is its TUR's, with the reset's unit attention: nothing for the WRITE.
+  const auto after = tur_sense(10);
+  EXPECT_EQ(after.first, 0x02) << "the WRITE of the reset LU was answered (or nothing came)";
+  EXPECT_EQ(after.second, 0x29);
+}
+
 }  // namespace
 }  // namespace untorn::testing
