@@ -36,7 +36,7 @@ class ConnectionLimits {
     std::string address_;  // empty: a discovery slot
   };
 
-  // A connection from `address` (no port), or nullopt past the per-address cap.
+  // A connection from `address` (no port, not empty), or nullopt past the per-address cap.
   [[nodiscard]] std::optional<Slot> AdmitAddress(const std::string& address);
   // A discovery session, or nullopt past the discovery cap.
   [[nodiscard]] std::optional<Slot> AdmitDiscovery();

@@ -235,7 +235,11 @@ awaitable<void> Server::Accept(tcp::acceptor& acceptor) {
     // One remote address may hold only so many connections, so that one host (or a script
     // opening discovery sessions) cannot take every slot from the others.
     const auto remote = socket.remote_endpoint(ec);
-    auto slot = limits_.AdmitAddress(ec ? std::string() : remote.address().to_string());
+    if (ec) {  // the peer is already gone
+      socket.close(ec);
+      continue;
+    }
+    auto slot = limits_.AdmitAddress(remote.address().to_string());
     if (!slot) {
       UNTORN_LOG_WARN("refusing connection from ", remote.address().to_string(), ": ",
                       config_.limits.max_connections_per_address,
