@@ -88,36 +88,33 @@ Status JournaledStore::CheckpointLocked(std::unique_lock<std::mutex>& lk) {
   retiring_ = std::move(journaled_);
   journaled_.clear();
   cv_.wait(lk, [&] { return unapplied_.empty() || *unapplied_.begin() > applied; });
-  if (failed_.load() || !torn_.empty()) {
-    // A record up to `applied` failed to apply (or the store failed while this waited): the
-    // superblock must not retire it. Nothing is retired; the records stay the journal's.
-    for (const auto& [b, e] : retiring_) AddRange(journaled_, b, e);
-    retiring_.clear();
-    checkpointing_ = false;
-    checkpoint_wanted_ = false;
-    cv_.notify_all();
-    if (!torn_.empty()) {
-      const Status& why = torn_.begin()->second.why;
-      return Status::Error(
-          why.code() == Status::Code::kNoSpace ? Status::Code::kNoSpace : Status::Code::kReadOnly,
-          "checkpoint held back: " + why.message());
-    }
-    return FailedEarlier(Status::Code::kReadOnly);
-  }
-  const uint64_t epoch = epoch_;
-  const std::vector<std::pair<uint64_t, uint64_t>> windows = WriteBackWindows(retiring_);
-  lk.unlock();
-  // Records up to `applied` are in the data file; make that durable, then retire them. Appends
-  // of later records go on meanwhile; their space is outside [old start, start). The retired
-  // ranges are written back a window at a time first: one fdatasync of all of them would put
-  // every dirty block in the device's queue at once, ahead of the journal's group commits.
+  // A record up to `applied` that failed to apply, or a store that failed while this waited:
+  // the superblock must not retire anything, and nothing is written.
   Status s = Status::Ok();
-  for (const auto& [b, e] : windows) {
-    if (s = data_->WriteBack(b, e - b); !s.ok()) break;
+  if (!torn_.empty()) {
+    const Status& why = torn_.begin()->second.why;
+    s = Status::Error(
+        why.code() == Status::Code::kNoSpace ? Status::Code::kNoSpace : Status::Code::kReadOnly,
+        "checkpoint held back: " + why.message());
+  } else if (failed_.load()) {
+    s = FailedEarlier(Status::Code::kReadOnly);
   }
-  if (s.ok()) s = data_->Sync();
-  if (s.ok()) s = WriteSuperblock(epoch, applied, start == options_.journal_bytes ? 0 : start);
-  lk.lock();
+  if (s.ok()) {
+    const uint64_t epoch = epoch_;
+    const std::vector<std::pair<uint64_t, uint64_t>> windows = WriteBackWindows(retiring_);
+    lk.unlock();
+    // Records up to `applied` are in the data file; make that durable, then retire them.
+    // Appends of later records go on meanwhile; their space is outside [old start, start). The
+    // retired ranges are written back a window at a time first: one fdatasync of all of them
+    // would put every dirty block in the device's queue at once, ahead of the journal's group
+    // commits.
+    for (const auto& [b, e] : windows) {
+      if (s = data_->WriteBack(b, e - b); !s.ok()) break;
+    }
+    if (s.ok()) s = data_->Sync();
+    if (s.ok()) s = WriteSuperblock(epoch, applied, start == options_.journal_bytes ? 0 : start);
+    lk.lock();
+  }
   checkpointing_ = false;
   checkpoint_wanted_ = false;
   if (s.ok()) {
@@ -125,9 +122,10 @@ Status JournaledStore::CheckpointLocked(std::unique_lock<std::mutex>& lk) {
     retiring_.clear();
     ++checkpoints_;
   } else {
-    // The old superblock and every record stand (out of space: tried again later; else the
-    // store fails): nothing is retired, and the records go back to being the journal's, so that
-    // a write still in flight over their blocks is journaled after them, never under them.
+    // The old superblock and every record stand (held back, or out of space: tried again
+    // later; else the store fails): nothing is retired, and the records go back to being the
+    // journal's, so that a write still in flight over their blocks is journaled after them,
+    // never under them.
     for (const auto& [b, e] : retiring_) AddRange(journaled_, b, e);
     retiring_.clear();
   }

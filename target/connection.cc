@@ -82,9 +82,8 @@ void Connection::Start() {
     if (l.discovery()) {
       // Discovery needs no credentials: their number is capped apart, so that sessions held
       // open with NOP-Outs cannot take the slots normal logins need.
-      auto slot = ctx_.limits != nullptr ? ctx_.limits->AdmitDiscovery()
-                                         : std::optional<ConnectionLimits::Slot>();
-      if (ctx_.limits != nullptr && !slot) {
+      auto slot = ctx_.limits->AdmitDiscovery();
+      if (!slot) {
         *status = LoginStatus::kOutOfResources;
         ctx_.metrics->Add("untorn_connections_refused_total", {{"reason", "discovery"}},
                           "Connections or logins refused by a cap, by reason");
@@ -274,33 +273,34 @@ awaitable<void> Connection::Watchdog() {
     // Answers queued for an initiator that reads none of them hold their buffers (Data-In):
     // ended after nop_timeout_seconds, keep-alive pings on or off.
     if (out_bytes_ > 0 && now - last_tx_ > std::chrono::seconds(limits.nop_timeout_seconds)) {
-      UNTORN_LOG_WARN("initiator ", peer_, " stopped reading its responses; closing");
-      ctx_.metrics->Add("untorn_connections_ended_total", {{"reason", "not_reading"}},
-                        "Connections ended for holding resources unused, by reason");
-      Close("initiator not reading");
+      EndUnused("not_reading", "initiator " + peer_ + " stopped reading its responses");
       break;
     }
     // Commands held behind a CmdSN gap hold their data and a place in the window.
     if (!held_commands_.empty() && now - gap_since_ > gap) {
-      UNTORN_LOG_WARN("connection from ", peer_, ": CmdSN ", exp_cmd_sn_, " missing for ",
-                      gap.count(), " s with ", held_commands_.size(), " command(s) held; closing");
-      ctx_.metrics->Add("untorn_connections_ended_total", {{"reason", "cmdsn_gap"}},
-                        "Connections ended for holding resources unused, by reason");
-      Close("CmdSN gap");
+      EndUnused("cmdsn_gap", "connection from " + peer_ + ": CmdSN " + std::to_string(exp_cmd_sn_) +
+                                 " missing for " + std::to_string(gap.count()) + " s with " +
+                                 std::to_string(held_commands_.size()) + " command(s) held");
       break;
     }
     // A task whose Data-Out does not come holds its buffers (ERL 0: the task cannot be
     // recovered on its own, so the connection ends and gives everything back).
     for (const auto& [itt, t] : tasks_) {
       if (t.executing || t.received >= t.want || now - t.data_wait_since <= data_out) continue;
-      UNTORN_LOG_WARN("connection from ", peer_, ": no Data-Out for ITT ", itt, " in ",
-                      data_out.count(), " s (", t.received, " of ", t.want, " bytes); closing");
-      ctx_.metrics->Add("untorn_connections_ended_total", {{"reason", "data_out_timeout"}},
-                        "Connections ended for holding resources unused, by reason");
-      Close("Data-Out timeout");
+      EndUnused("data_out_timeout",
+                "connection from " + peer_ + ": no Data-Out for ITT " + std::to_string(itt) +
+                    " in " + std::to_string(data_out.count()) + " s (" +
+                    std::to_string(t.received) + " of " + std::to_string(t.want) + " bytes)");
       co_return;
     }
   }
+}
+
+void Connection::EndUnused(const char* reason, const std::string& why) {
+  UNTORN_LOG_WARN(why, "; closing");
+  ctx_.metrics->Add("untorn_connections_ended_total", {{"reason", reason}},
+                    "Connections ended for holding resources unused, by reason");
+  Close(reason);
 }
 
 bool Connection::AcceptCmdSn(Pdu& pdu) {

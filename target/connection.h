@@ -123,6 +123,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Once a second: ends a connection that holds resources without using them (an idle
   // discovery session, a CmdSN gap, withheld Data-Out).
   boost::asio::awaitable<void> Watchdog();
+  // Ends a connection holding resources it does not use: logs `why`, counts
+  // untorn_connections_ended_total{reason}, closes.
+  void EndUnused(const char* reason, const std::string& why);
   boost::asio::awaitable<void> LoginTimeout();
   // Fills `out` from the receive buffer, reading the socket as needed.
   boost::asio::awaitable<void> Receive(std::span<uint8_t> out);
