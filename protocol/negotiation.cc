@@ -52,7 +52,15 @@ bool Negotiator::Handles(const std::string& key) {
 }
 
 bool Negotiator::Respond(const KeyList& offers, KeyList* answers, std::string* error) {
+  KeyList fresh;
   for (const auto& [key, value] : offers) {
+    if (offered_.count(key) != 0) {  // the answer to the target's own offer
+      if (!TakeAnswer(key, value, error)) return false;
+      continue;
+    }
+    fresh.push_back({key, value});
+  }
+  for (const auto& [key, value] : fresh) {
     if (!seen_.insert(key).second) {
       *error = "key negotiated twice: " + key;
       return false;
@@ -64,12 +72,26 @@ bool Negotiator::Respond(const KeyList& offers, KeyList* answers, std::string* e
     std::string a = Answer(offer.key, offer.value);
     if (!a.empty()) answers->push_back({offer.key, std::move(a)});
   };
-  for (const auto& offer : offers) {
+  for (const auto& offer : fresh) {
     if (offer.key == "MaxBurstLength") answer(offer);
   }
-  for (const auto& offer : offers) {
+  for (const auto& offer : fresh) {
     if (offer.key != "MaxBurstLength") answer(offer);
   }
+  return true;
+}
+
+bool Negotiator::TakeAnswer(const std::string& key, const std::string& value, std::string* error) {
+  const uint32_t offered = offered_.at(key);
+  offered_.erase(key);
+  // Both keys take the minimum (§13.13, §13.14): the answer is at most what was offered.
+  const auto n = Ranged(value, 512, offered);
+  if (!n) {
+    *error = "initiator answered the target's offer " + key + "=" + std::to_string(offered) +
+             " with " + value.substr(0, 64);
+    return false;
+  }
+  (key == "MaxBurstLength" ? params_.max_burst_length : params_.first_burst_length) = *n;
   return true;
 }
 
@@ -97,8 +119,11 @@ std::string Negotiator::Answer(const std::string& key, const std::string& value)
     const bool max = key == "MaxBurstLength";
     // Both min (§13.13, §13.14); FirstBurstLength also within the MaxBurstLength in force (the
     // answer to it, or the default), so that nothing is clamped later behind the peer's back.
+    // (The target's own MaxBurstLength bounds it too: that is the most the target may offer
+    // later, when the initiator offers no MaxBurstLength.)
     const uint32_t r = max ? std::min(*n, caps_.max_burst_length)
-                           : std::min({*n, caps_.first_burst_length, params_.max_burst_length});
+                           : std::min({*n, caps_.first_burst_length, params_.max_burst_length,
+                                       caps_.max_burst_length});
     (max ? params_.max_burst_length : params_.first_burst_length) = r;
     return std::to_string(r);
   }
@@ -153,13 +178,25 @@ std::string Negotiator::Answer(const std::string& key, const std::string& value)
   return "NotUnderstood";
 }
 
-void Negotiator::Finish(KeyList* answers) {
+bool Negotiator::Finish(KeyList* answers, bool offer_limits) {
   if (!declared_mrdsl_) {
     answers->push_back(
         {"MaxRecvDataSegmentLength", std::to_string(params_.target_max_recv_data_segment)});
     declared_mrdsl_ = true;
   }
+  bool offered = false;
+  const auto offer = [&](const char* key, uint32_t value, uint32_t in_force) {
+    if (!offer_limits || seen_.count(key) != 0 || value >= in_force) return;
+    seen_.insert(key);
+    offered_[key] = value;
+    answers->push_back({key, std::to_string(value)});
+    offered = true;
+  };
+  offer("MaxBurstLength", caps_.max_burst_length, params_.max_burst_length);
+  offer("FirstBurstLength", std::min(caps_.first_burst_length, caps_.max_burst_length),
+        params_.first_burst_length);
   params_.first_burst_length = std::min(params_.first_burst_length, params_.max_burst_length);
+  return offered;
 }
 
 }  // namespace untorn::protocol

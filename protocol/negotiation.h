@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 
@@ -50,9 +51,17 @@ class Negotiator {
   // negotiation, or a key we answered being re-declared.
   [[nodiscard]] bool Respond(const KeyList& offers, KeyList* answers, std::string* error);
 
-  // Keys the target declares on its own (MaxRecvDataSegmentLength) if not yet sent; called when
-  // leaving operational negotiation. Also enforces FirstBurstLength <= MaxBurstLength.
-  void Finish(KeyList* answers);
+  // Called when the initiator asks to leave operational negotiation. Declares
+  // MaxRecvDataSegmentLength if not yet sent, and offers MaxBurstLength and FirstBurstLength
+  // where the initiator offered neither and the target's limit is below the RFC default that
+  // would otherwise be in force (§13.13, §13.14), so that what is enforced is what was agreed.
+  // `offer_limits` is false for discovery sessions, where the burst keys are irrelevant.
+  // Returns true when it made offers: the initiator answers them in its next request, and the
+  // login must not transit before that.
+  bool Finish(KeyList* answers, bool offer_limits = true);
+
+  // Offers made by Finish that the initiator has not answered yet.
+  [[nodiscard]] bool awaiting_answers() const { return !offered_.empty(); }
 
   [[nodiscard]] const SessionParams& params() const { return params_; }
 
@@ -61,11 +70,15 @@ class Negotiator {
 
  private:
   [[nodiscard]] std::string Answer(const std::string& key, const std::string& value);
+  // The initiator's answer to a key the target offered; false (and *error) when it refuses it.
+  [[nodiscard]] bool TakeAnswer(const std::string& key, const std::string& value,
+                                std::string* error);
 
   TargetCapabilities caps_;
   SessionParams params_;
   std::set<std::string> seen_;
   bool declared_mrdsl_ = false;
+  std::map<std::string, uint32_t> offered_;  // target offers awaiting the initiator's answer
 };
 
 }  // namespace untorn::protocol

@@ -290,7 +290,13 @@ LoginOutcome Login::OnPdu(const Pdu& pdu, uint32_t stat_sn, uint32_t cmd_sn_wind
   if (stage_ == 1 && chap_required && auth_ != Auth::kDone) {
     return Fail(LoginStatus::kAuthenticationFailure, "security stage skipped but CHAP required");
   }
-  if (stage_ == 1 || (transit && req.nsg == 3)) negotiator_.Finish(&answers);
+  if (stage_ == 1 || (transit && req.nsg == 3)) {
+    if (negotiator_.awaiting_answers()) {
+      return Fail(LoginStatus::kInitiatorError, "initiator did not answer the target's offers");
+    }
+    // Offers of the target's own limits hold the transition for the initiator's answer.
+    if (negotiator_.Finish(&answers, !discovery_)) transit = false;
+  }
   LoginOutcome out;
   if (transit && req.nsg == 3) {
     LoginStatus status = LoginStatus::kTargetError;

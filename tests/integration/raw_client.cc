@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 
@@ -171,21 +172,39 @@ bool RawClient::Login(const std::string& target, const protocol::KeyList& keys, 
   protocol::StoreBe32(p.bhs, 16, itt_++);
   protocol::StoreBe32(p.bhs, 24, cmd_sn_);
   p.data = protocol::EncodeTextKeys(all);
-  Send(p);
-  auto r = Receive();
-  if (!r || r->RawOpcode() != 0x23) return false;
-  const uint16_t st = protocol::LoadBe16(r->bhs, 36);
-  if (status) *status = st;
-  if (st != 0 || (r->bhs[1] & 0x80) == 0) return false;
-  std::string error;
-  const auto answers = protocol::ParseTextKeys(r->data, &error);
-  if (!answers) return false;
-  for (const auto& k : *answers) {
-    if (k.key == "HeaderDigest") header_digest_ = k.value == "CRC32C";
-    if (k.key == "DataDigest") data_digest_ = k.value == "CRC32C";
+  if (answers_out) answers_out->clear();
+  // A target may offer keys of its own and hold the transition (T=0) until they are answered:
+  // the answer takes the offered value, as the minimum functions allow.
+  for (int round = 0; round < 4; ++round) {
+    Send(p);
+    auto r = Receive();
+    if (!r || r->RawOpcode() != 0x23) return false;
+    const uint16_t st = protocol::LoadBe16(r->bhs, 36);
+    if (status) *status = st;
+    if (st != 0) return false;
+    std::string error;
+    const auto answers = protocol::ParseTextKeys(r->data, &error);
+    if (!answers) return false;
+    protocol::KeyList replies;
+    for (const auto& k : *answers) {
+      if (k.key == "HeaderDigest") header_digest_ = k.value == "CRC32C";
+      if (k.key == "DataDigest") data_digest_ = k.value == "CRC32C";
+      const bool ours = std::any_of(all.begin(), all.end(),
+                                    [&](const protocol::TextKey& o) { return o.key == k.key; });
+      if (!ours && k.key != "MaxRecvDataSegmentLength" && k.key != "TargetPortalGroupTag" &&
+          k.key != "TargetAlias") {
+        replies.push_back(k);
+      }
+      if (answers_out) answers_out->push_back(k);
+    }
+    if (r->bhs[1] & 0x80) return true;
+    if (replies.empty()) return false;  // held without anything to answer
+    offers_answered_ += static_cast<int>(replies.size());
+    all.insert(all.end(), replies.begin(), replies.end());
+    protocol::StoreBe32(p.bhs, 16, itt_++);
+    p.data = protocol::EncodeTextKeys(replies);
   }
-  if (answers_out) *answers_out = *answers;
-  return true;
+  return false;
 }
 
 std::optional<Pdu> RawClient::Scsi(const std::vector<uint8_t>& cdb, uint32_t edtl, bool read,

@@ -22,7 +22,8 @@ class RawClient {
   [[nodiscard]] bool connected() const { return fd_ >= 0; }
 
   // Full login (security stage skipped) with the given extra operational keys; true if the
-  // target accepted. Digests named in `keys` are switched on when it answers CRC32C.
+  // target accepted. Keys the target offers itself are answered with the value offered. Digests
+  // named in `keys` are switched on when it answers CRC32C.
   bool Login(const std::string& target, const protocol::KeyList& keys, uint16_t* status = nullptr,
              protocol::KeyList* answers = nullptr);
   void Send(protocol::Pdu pdu, bool corrupt_data_digest = false);
@@ -43,6 +44,8 @@ class RawClient {
                                     bool write, std::vector<uint8_t> data = {},
                                     bool corrupt = false);
   uint32_t next_cmd_sn() const { return cmd_sn_; }
+  // Keys the target offered during Login() that this client answered.
+  int offers_answered() const { return offers_answered_; }
   bool digest_error() const { return digest_error_; }
 
  private:
@@ -50,6 +53,7 @@ class RawClient {
   int fd_ = -1;
   uint32_t cmd_sn_ = 1, exp_stat_sn_ = 0, itt_ = 1;
   bool header_digest_ = false, data_digest_ = false, digest_error_ = false;
+  int offers_answered_ = 0;
 };
 
 }  // namespace untorn::testing

@@ -72,6 +72,47 @@ TEST(RawProtocol, DataInSequencesEndEveryMaxBurstLength) {
   std::printf("Data-In: %u PDUs in %u sequences of at most 8192 bytes\n", next_sn, sequences);
 }
 
+// Limits below the RFC defaults: an initiator that offers no burst keys would otherwise run with
+// the defaults (262144 and 65536), above what the target enforces. The target offers its own,
+// and then keeps to what was agreed: Data-In sequences and R2Ts of at most 65536 bytes.
+TEST(RawProtocol, TargetOffersBurstLimitsBelowTheDefaultsAndKeepsToThem) {
+  UntorndProcess d(WithLimits(R"("max_burst_length": 65536, "first_burst_length": 16384)"));
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander bystander(d);
+  RawClient c(d.port());
+  protocol::KeyList answers;
+  ASSERT_TRUE(c.Login(kTargetIqn, {{"MaxRecvDataSegmentLength", "65536"}}, nullptr, &answers));
+  EXPECT_EQ(c.offers_answered(), 2);
+  EXPECT_EQ(Answer(answers, "MaxBurstLength"), "65536");
+  EXPECT_EQ(Answer(answers, "FirstBurstLength"), "16384");
+  constexpr uint32_t kBytes = 262144;
+  c.Send(CommandPdu(7, c.next_cmd_sn(), Read10(0, kBytes / 512), kBytes, 0xc0));
+  uint32_t offset = 0, in_sequence = 0, sequences = 0;
+  for (int i = 0; i < 64 && offset < kBytes; ++i) {
+    auto r = c.Receive();
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->RawOpcode(), 0x25);
+    offset += static_cast<uint32_t>(r->data.size());
+    in_sequence += static_cast<uint32_t>(r->data.size());
+    EXPECT_LE(in_sequence, 65536u) << "a Data-In sequence longer than the MaxBurstLength agreed";
+    if (r->bhs[1] & 0x80) {
+      ++sequences;
+      in_sequence = 0;
+    }
+  }
+  EXPECT_EQ(offset, kBytes);
+  EXPECT_EQ(sequences, kBytes / 65536);
+  // A WRITE with no unsolicited data: every R2T asks for at most MaxBurstLength.
+  c.Send(CommandPdu(8, c.next_cmd_sn() + 1, Write10(0, kBytes / 512), kBytes, 0xa0));
+  auto r2t = c.Receive();
+  ASSERT_TRUE(r2t);
+  ASSERT_EQ(r2t->RawOpcode(), 0x31);
+  EXPECT_LE(protocol::LoadBe32(r2t->bhs, 44), 65536u);
+  EXPECT_TRUE(bystander.Works());
+  std::printf("offers answered: %d; Data-In: %u sequences; first R2T: %u bytes\n",
+              c.offers_answered(), sequences, protocol::LoadBe32(r2t->bhs, 44));
+}
+
 // RFC 7143 §13.26: the obsoleted marker keys are answered Reject (OFMarkInt and IFMarkInt
 // MUST be; IFMarker and OFMarker SHOULD be), and the login goes on.
 TEST(RawProtocol, ObsoleteMarkerKeysAreAnsweredReject) {

@@ -151,6 +151,65 @@ TEST(Negotiation, FirstBurstNeverExceedsMaxBurst) {
   EXPECT_EQ(n.params().first_burst_length, 8192u);
 }
 
+// A target whose limits are below the RFC defaults offers them itself when the initiator does
+// not (§13.13, §13.14): the defaults would be in force otherwise, above what it enforces.
+TEST(Negotiation, LimitsBelowTheDefaultsAreOfferedByTheTarget) {
+  TargetCapabilities caps;
+  caps.max_burst_length = 65536;    // default 262144
+  caps.first_burst_length = 16384;  // default 65536
+  Negotiator n(caps);
+  KeyList answers;
+  std::string error;
+  ASSERT_TRUE(n.Respond({{"HeaderDigest", "None"}}, &answers, &error));
+  ASSERT_TRUE(n.Finish(&answers));
+  EXPECT_TRUE(n.awaiting_answers());
+  auto find = [&](const std::string& k) -> std::string {
+    for (const auto& a : answers) {
+      if (a.key == k) return a.value;
+    }
+    return "<absent>";
+  };
+  EXPECT_EQ(find("MaxBurstLength"), "65536");
+  EXPECT_EQ(find("FirstBurstLength"), "16384");
+  // The initiator's answers (the minimum, so at most the offer) are taken, not answered again.
+  KeyList more;
+  ASSERT_TRUE(
+      n.Respond({{"MaxBurstLength", "32768"}, {"FirstBurstLength", "16384"}}, &more, &error))
+      << error;
+  EXPECT_TRUE(more.empty());
+  EXPECT_FALSE(n.awaiting_answers());
+  EXPECT_FALSE(n.Finish(&more));
+  EXPECT_EQ(n.params().max_burst_length, 32768u);
+  EXPECT_EQ(n.params().first_burst_length, 16384u);
+}
+
+TEST(Negotiation, AnAnswerAboveTheTargetsOfferIsAnError) {
+  TargetCapabilities caps;
+  caps.max_burst_length = 65536;
+  Negotiator n(caps);
+  KeyList answers;
+  std::string error;
+  ASSERT_TRUE(n.Finish(&answers));
+  EXPECT_FALSE(n.Respond({{"MaxBurstLength", "262144"}}, &answers, &error));
+  EXPECT_NE(error.find("MaxBurstLength"), std::string::npos) << error;
+}
+
+TEST(Negotiation, NothingIsOfferedWhenTheInitiatorOfferedOrTheDefaultFits) {
+  TargetCapabilities caps;
+  caps.max_burst_length = 65536;
+  Negotiator offered(caps);
+  KeyList answers;
+  std::string error;
+  ASSERT_TRUE(offered.Respond({{"MaxBurstLength", "1048576"}, {"FirstBurstLength", "8192"}},
+                              &answers, &error));
+  EXPECT_FALSE(offered.Finish(&answers));
+  EXPECT_EQ(offered.params().max_burst_length, 65536u);
+  Negotiator roomy({});  // default capabilities are above every RFC default
+  EXPECT_FALSE(roomy.Finish(&answers));
+  Negotiator discovery(caps);
+  EXPECT_FALSE(discovery.Finish(&answers, /*offer_limits=*/false));
+}
+
 // RFC 1994 CHAP with MD5: response = MD5(id || secret || challenge). The expected value was
 // computed independently with Python's hashlib.md5(b'\x07abcdefghijkl\x00\x01\x02\x03').
 TEST(Chap, Md5ResponseIsDigestOfIdSecretChallenge) {

@@ -60,6 +60,10 @@ class LoginTest : public ::testing::Test {
  protected:
   void Make(bool chap, bool mutual) {
     config_ = TestConfig(chap, mutual);
+    Make2();
+  }
+  // A new login over config_ as it stands.
+  void Make2() {
     Login::Environment env;
     env.config = &config_;
     env.random = [this](uint8_t* p, size_t n) {
@@ -234,6 +238,32 @@ TEST_F(LoginTest, SecurityKeysInOperationalStageAreRefused) {
       1, 3, true, {{"InitiatorName", kInitiator}, {"TargetName", kIqn}, {"AuthMethod", "None"}}));
   EXPECT_TRUE(o.failed);
   EXPECT_EQ(StatusOf(o), 0x0200);
+}
+
+// Limits below the RFC defaults are offered by the target; the transition waits for the
+// initiator's answer, and a login that leaves them unanswered fails.
+TEST_F(LoginTest, TargetOffersItsLimitsAndWaitsForTheAnswer) {
+  for (const bool answer : {true, false}) {
+    Make(false, false);
+    config_.limits.max_burst_length = 65536;
+    Make2();
+    auto o = Send(LoginPdu(
+        0, 1, true, {{"InitiatorName", kInitiator}, {"TargetName", kIqn}, {"AuthMethod", "None"}}));
+    ASSERT_FALSE(o.failed) << o.log;
+    o = Send(LoginPdu(1, 3, true, {{"HeaderDigest", "None"}}));
+    ASSERT_FALSE(o.failed) << o.log;
+    EXPECT_FALSE(o.complete);
+    EXPECT_EQ(o.responses[0].bhs[1] & 0x80, 0) << "transit before the offer was answered";
+    EXPECT_EQ(Value(Keys(o.responses[0]), "MaxBurstLength"), "65536");
+    o = Send(LoginPdu(1, 3, true, answer ? KeyList{{"MaxBurstLength", "65536"}} : KeyList{}));
+    if (answer) {
+      ASSERT_TRUE(o.complete) << o.log;
+      EXPECT_EQ(login_->params().max_burst_length, 65536u);
+    } else {
+      EXPECT_TRUE(o.failed);
+      EXPECT_EQ(StatusOf(o), 0x0200);
+    }
+  }
 }
 
 TEST_F(LoginTest, EndlessLoginIsCutOff) {
