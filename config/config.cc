@@ -225,7 +225,7 @@ Lun ParseLun(const json& j, const std::string& path) {
 }
 
 Target ParseTarget(const json& j, const std::string& path) {
-  CheckKeys(j, path, {"iqn", "alias", "chap", "mutual_chap", "allowed_initiators", "luns"});
+  CheckKeys(j, path, {"iqn", "alias", "chap", "mutual_chap", "allowed_initiators", "acls", "luns"});
   Target t;
   t.iqn = GetString(j, path, "iqn", "");
   ValidateIqn(t.iqn, path + ".iqn");
@@ -237,13 +237,41 @@ Target ParseTarget(const json& j, const std::string& path) {
   if (t.chap && t.mutual_chap && t.chap->secret == t.mutual_chap->secret) {
     Fail(path + ".mutual_chap.secret", "must differ from chap.secret (RFC 7143 §12.1.3)");
   }
+  std::set<std::string> names;
+  const auto add = [&](InitiatorAcl acl, const std::string& p) {
+    if (acl.initiator.empty() || acl.initiator.size() > 223) {
+      Fail(p, "must be an initiator name of 1 to 223 bytes");
+    }
+    if (!names.insert(acl.initiator).second) Fail(p, "names " + acl.initiator + " twice");
+    t.acls.push_back(std::move(acl));
+  };
   if (j.contains("allowed_initiators")) {
     const json& a = j["allowed_initiators"];
     if (!a.is_array()) Fail(path + ".allowed_initiators", "must be an array of names");
     for (size_t i = 0; i < a.size(); ++i) {
       const std::string p = path + ".allowed_initiators[" + std::to_string(i) + "]";
       if (!a[i].is_string()) Fail(p, "must be a string");
-      t.allowed_initiators.push_back(a[i].get<std::string>());
+      add(InitiatorAcl{a[i].get<std::string>(), std::nullopt, std::nullopt}, p);
+    }
+  }
+  if (j.contains("acls")) {
+    const json& a = j["acls"];
+    if (!a.is_array()) Fail(path + ".acls", "must be an array");
+    for (size_t i = 0; i < a.size(); ++i) {
+      const std::string p = path + ".acls[" + std::to_string(i) + "]";
+      CheckKeys(a[i], p, {"initiator", "chap", "mutual_chap"});
+      InitiatorAcl acl;
+      acl.initiator = GetString(a[i], p, "initiator", "");
+      acl.chap = GetChap(a[i], p, "chap");
+      acl.mutual_chap = GetChap(a[i], p, "mutual_chap");
+      if (acl.mutual_chap && !acl.chap) Fail(p + ".mutual_chap", "requires chap");
+      const ChapCredentials* mutual = acl.mutual_chap ? &*acl.mutual_chap
+                                      : t.mutual_chap ? &*t.mutual_chap
+                                                      : nullptr;
+      if (acl.chap && mutual && acl.chap->secret == mutual->secret) {
+        Fail(p + ".chap.secret", "must differ from the mutual CHAP secret (RFC 7143 §12.1.3)");
+      }
+      add(std::move(acl), p + ".initiator");
     }
   }
   if (!j.contains("luns") || !j["luns"].is_array() || j["luns"].empty()) {
@@ -318,6 +346,29 @@ Limits ParseLimits(const json& j) {
 }
 
 }  // namespace
+
+const InitiatorAcl* Target::FindAcl(std::string_view initiator) const {
+  for (const auto& a : acls) {
+    if (a.initiator == initiator) return &a;
+  }
+  return nullptr;
+}
+
+bool Target::Admits(std::string_view initiator) const {
+  return acls.empty() || FindAcl(initiator) != nullptr;
+}
+
+const ChapCredentials* Target::ChapFor(std::string_view initiator) const {
+  const InitiatorAcl* acl = FindAcl(initiator);
+  if (acl != nullptr && acl->chap) return &*acl->chap;
+  return chap ? &*chap : nullptr;
+}
+
+const ChapCredentials* Target::MutualChapFor(std::string_view initiator) const {
+  const InitiatorAcl* acl = FindAcl(initiator);
+  if (acl != nullptr && acl->mutual_chap) return &*acl->mutual_chap;
+  return mutual_chap ? &*mutual_chap : nullptr;
+}
 
 std::string BackingPath(const Config& c, const Lun& lun) {
   if (!lun.backing_file.empty() && lun.backing_file[0] == '/') return lun.backing_file;

@@ -47,13 +47,33 @@ struct Lun {
   uint64_t journal_size = 64ull << 20;  // bytes; unset in JSON: a quarter of size, 64..256 MiB
 };
 
+// One initiator allowed on a target (a node ACL, as LIO calls it), optionally with credentials
+// of its own instead of the target's.
+struct InitiatorAcl {
+  std::string initiator;                       // its InitiatorName
+  std::optional<ChapCredentials> chap;         // it must authenticate with these
+  std::optional<ChapCredentials> mutual_chap;  // the target answers it with these
+};
+
 struct Target {
   std::string iqn;
   std::string alias;
-  std::optional<ChapCredentials> chap;          // initiator must authenticate
-  std::optional<ChapCredentials> mutual_chap;   // target authenticates to initiator
-  std::vector<std::string> allowed_initiators;  // empty = any
+  std::optional<ChapCredentials> chap;         // initiator must authenticate (no ACL of its own)
+  std::optional<ChapCredentials> mutual_chap;  // target authenticates to initiator
+  // Who may log in; empty = any initiator. JSON "allowed_initiators" entries are ACLs without
+  // credentials of their own.
+  std::vector<InitiatorAcl> acls;
   std::vector<Lun> luns;
+
+  // Whether `initiator` may log in at all.
+  [[nodiscard]] bool Admits(std::string_view initiator) const;
+  // The credentials `initiator` must authenticate with (its ACL's, else the target's), or null
+  // when it needs none; and those the target answers a mutual CHAP challenge with.
+  [[nodiscard]] const ChapCredentials* ChapFor(std::string_view initiator) const;
+  [[nodiscard]] const ChapCredentials* MutualChapFor(std::string_view initiator) const;
+
+ private:
+  [[nodiscard]] const InitiatorAcl* FindAcl(std::string_view initiator) const;
 };
 
 struct Limits {

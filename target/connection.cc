@@ -73,9 +73,9 @@ void Connection::Start() {
     if (l.tsih() != 0) {
       // Adding a connection to a session (§11.13.5): to one that exists, refused (one connection
       // per session here); to one that does not, "session does not exist".
-      const bool exists =
-          !l.discovery() && l.target() != nullptr &&
-          ctx_.sessions->Has(l.tsih(), l.initiator_name(), l.isid(), l.target()->iqn);
+      const bool exists = !l.discovery() && l.target() != nullptr &&
+                          ctx_.sessions->Has(l.tsih(), l.initiator_name(), l.isid(),
+                                             l.target()->iqn, l.auth_identity());
       *status = exists ? LoginStatus::kTooManyConnections : LoginStatus::kSessionDoesNotExist;
       return std::nullopt;
     }
@@ -92,10 +92,16 @@ void Connection::Start() {
       discovery_slot_ = std::move(slot);
       return static_cast<uint16_t>(0x8000 | (id_ & 0x7fff));
     }
-    auto a = ctx_.sessions->Admit(l.initiator_name(), l.isid(), l.target()->iqn,
-                                  ctx_.config->limits.max_sessions_per_target, shared_from_this());
+    SessionRegistry::Refusal refusal{};
+    auto a = ctx_.sessions->Admit(l.initiator_name(), l.isid(), l.target()->iqn, l.auth_identity(),
+                                  ctx_.config->limits.max_sessions_per_target, shared_from_this(),
+                                  &refusal);
     if (!a) {
-      *status = LoginStatus::kOutOfResources;
+      // A live session of the same initiator port opened under another identity is not this
+      // login's to take over (nor are its reservations): authorization failure, and it goes on.
+      *status = refusal == SessionRegistry::Refusal::kOtherIdentity
+                    ? LoginStatus::kAuthorizationFailure
+                    : LoginStatus::kOutOfResources;
       return std::nullopt;
     }
     replaced_ = std::move(a->replaced);
@@ -430,11 +436,7 @@ std::vector<uint8_t> Connection::SendTargets(const std::string& which) const {
     else
       include = which == c.iqn;
     if (!include) continue;
-    const auto& allowed = c.allowed_initiators;
-    if (!allowed.empty() &&
-        std::find(allowed.begin(), allowed.end(), nexus_.initiator) == allowed.end()) {
-      continue;  // discovery shows only targets this initiator may log into
-    }
+    if (!c.Admits(nexus_.initiator)) continue;  // only targets this initiator may log into
     protocol::AppendTextKey(out, "TargetName", c.iqn);
     for (const auto& p : ctx_.config->portals) {
       std::string addr = p.advertise;

@@ -85,17 +85,20 @@ bool Login::Identify(const KeyList& keys, std::string* why, LoginStatus* status)
     *why = "no target named " + target->substr(0, 223);
     return false;
   }
-  const auto& allowed = target_->allowed_initiators;
-  if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), *name) == allowed.end()) {
+  // Refused before any authentication, naming neither reason to the peer beyond the status
+  // (docs/hardening.md, "What a peer learns before it authenticates").
+  if (!target_->Admits(*name)) {
     *status = LoginStatus::kAuthorizationFailure;
     *why = "initiator " + *name + " is not allowed on " + target_->iqn;
     return false;
   }
+  chap_ = target_->ChapFor(*name);
+  mutual_chap_ = target_->MutualChapFor(*name);
   return true;
 }
 
 bool Login::Security(const KeyList& keys, KeyList* answers, LoginStatus* status, std::string* why) {
-  const bool chap_required = target_ != nullptr && target_->chap.has_value();
+  const bool chap_required = chap_ != nullptr;
   *status = LoginStatus::kAuthenticationFailure;
   const std::string* chap_n = nullptr;
   const std::string* chap_r = nullptr;
@@ -173,8 +176,8 @@ bool Login::Security(const KeyList& keys, KeyList* answers, LoginStatus* status,
   }
   const auto response = protocol::ParseBinary(*chap_r);
   const std::vector<uint8_t> expected =
-      protocol::ChapResponse(chap_algorithm_, chap_id_, target_->chap->secret, chap_challenge_);
-  const bool name_ok = *chap_n == target_->chap->username;
+      protocol::ChapResponse(chap_algorithm_, chap_id_, chap_->secret, chap_challenge_);
+  const bool name_ok = *chap_n == chap_->username;
   const bool response_ok = response && protocol::ConstantTimeEqual(*response, expected);
   if (!name_ok || !response_ok) {
     *why = name_ok ? "CHAP response does not match" : "unknown CHAP name";
@@ -185,7 +188,7 @@ bool Login::Security(const KeyList& keys, KeyList* answers, LoginStatus* status,
       *why = "mutual CHAP needs both CHAP_I and CHAP_C";
       return false;
     }
-    if (!target_->mutual_chap) {
+    if (mutual_chap_ == nullptr) {
       *why = "initiator asks for mutual CHAP, which this target is not set up for";
       return false;
     }
@@ -200,12 +203,13 @@ bool Login::Security(const KeyList& keys, KeyList* answers, LoginStatus* status,
       *why = "initiator reflected the target's CHAP challenge";
       return false;
     }
-    answers->push_back({"CHAP_N", target_->mutual_chap->username});
+    answers->push_back({"CHAP_N", mutual_chap_->username});
     answers->push_back({"CHAP_R", protocol::EncodeHex(protocol::ChapResponse(
                                       chap_algorithm_, static_cast<uint8_t>(*id),
-                                      target_->mutual_chap->secret, *challenge))});
+                                      mutual_chap_->secret, *challenge))});
   }
   auth_ = Auth::kDone;
+  auth_identity_ = chap_->username;
   return true;
 }
 
@@ -278,7 +282,7 @@ LoginOutcome Login::OnPdu(const Pdu& pdu, uint32_t stat_sn, uint32_t cmd_sn_wind
     sent_target_info_ = true;
   }
   // Leaving the security stage needs authentication to be complete.
-  const bool chap_required = target_ != nullptr && target_->chap.has_value();
+  const bool chap_required = chap_ != nullptr;
   bool transit = req.transit;
   if (transit && stage_ == 0) {
     if (auth_ == Auth::kChapWaitAlgorithm || auth_ == Auth::kChapWaitResponse) {

@@ -70,6 +70,9 @@ class Login {
   [[nodiscard]] uint32_t exp_cmd_sn() const { return cmd_sn_; }
   [[nodiscard]] const protocol::SessionParams& params() const { return negotiator_.params(); }
   [[nodiscard]] uint32_t pdus_seen() const { return pdus_; }
+  // Who authenticated: the CHAP name the initiator proved, empty when it needed no CHAP. A
+  // session may be reinstated, or joined, only by a login of the same identity.
+  [[nodiscard]] const std::string& auth_identity() const { return auth_identity_; }
 
  private:
   enum class Auth { kUnknown, kNone, kChapWaitAlgorithm, kChapWaitResponse, kDone };
@@ -101,6 +104,9 @@ class Login {
   int chap_algorithm_ = 0;
   uint8_t chap_id_ = 0;
   std::vector<uint8_t> chap_challenge_;
+  const config::ChapCredentials* chap_ = nullptr;         // the initiator must prove these
+  const config::ChapCredentials* mutual_chap_ = nullptr;  // the target proves these
+  std::string auth_identity_;
 };
 
 }  // namespace untorn::target

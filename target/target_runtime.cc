@@ -1,7 +1,5 @@
 #include "target/target_runtime.h"
 
-#include "target/connection.h"
-
 namespace untorn::target {
 
 namespace {
@@ -10,46 +8,63 @@ constexpr size_t kMaxRememberedNexuses = 65536;
 }  // namespace
 
 std::optional<SessionRegistry::Admission> SessionRegistry::Admit(
-    const std::string& initiator, uint64_t isid, const std::string& target, uint32_t max_sessions,
-    const std::shared_ptr<Connection>& conn) {
+    const std::string& initiator, uint64_t isid, const std::string& target,
+    const std::string& identity, uint32_t max_sessions, const std::shared_ptr<Connection>& conn,
+    Refusal* why) {
   std::lock_guard lk(mu_);
   const Key key{initiator, isid, target};
   Admission a;
   uint32_t on_target = 0;
+  auto reinstated = sessions_.end();
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     if (it->second.conn.expired()) {
       it = sessions_.erase(it);
       continue;
     }
     if (it->second.key == key) {
-      a.replaced = it->second.conn.lock();
-      it = sessions_.erase(it);
-      continue;
+      if (it->second.identity != identity) {
+        *why = Refusal::kOtherIdentity;
+        return std::nullopt;
+      }
+      reinstated = it;
+    } else if (std::get<2>(it->second.key) == target) {
+      ++on_target;
     }
-    if (std::get<2>(it->second.key) == target) ++on_target;
     ++it;
   }
-  if (on_target >= max_sessions) return std::nullopt;
+  if (on_target >= max_sessions) {
+    *why = Refusal::kTooManySessions;
+    return std::nullopt;
+  }
+  if (reinstated != sessions_.end()) {
+    a.replaced = reinstated->second.conn.lock();
+    sessions_.erase(reinstated);
+  }
   auto nx = nexus_ids_.find(key);
+  if (nx != nexus_ids_.end() && nx->second.identity != identity) {
+    nexus_ids_.erase(nx);  // another identity: none of the old nexus's state is inherited
+    nx = nexus_ids_.end();
+  }
   if (nx == nexus_ids_.end()) {
     if (nexus_ids_.size() >= kMaxRememberedNexuses) nexus_ids_.erase(nexus_ids_.begin());
-    nx = nexus_ids_.emplace(key, next_nexus_++).first;
+    nx = nexus_ids_.emplace(key, Nexus{next_nexus_++, identity}).first;
   }
-  a.nexus_id = nx->second;
+  a.nexus_id = nx->second.id;
   do {
     a.tsih = next_tsih_++;
     if (next_tsih_ == 0) next_tsih_ = 1;
   } while (a.tsih == 0 || sessions_.count(a.tsih) != 0);
-  sessions_[a.tsih] = Entry{key, conn};
+  sessions_[a.tsih] = Entry{key, identity, conn};
+  *why = Refusal::kNone;
   return a;
 }
 
 bool SessionRegistry::Has(uint16_t tsih, const std::string& initiator, uint64_t isid,
-                          const std::string& target) {
+                          const std::string& target, const std::string& identity) {
   std::lock_guard lk(mu_);
   auto it = sessions_.find(tsih);
   return it != sessions_.end() && !it->second.conn.expired() &&
-         it->second.key == Key{initiator, isid, target};
+         it->second.key == Key{initiator, isid, target} && it->second.identity == identity;
 }
 
 bool SessionRegistry::Remove(uint16_t tsih, const Connection* conn) {

@@ -84,6 +84,30 @@ TEST(Session, MutualChapAuthenticatesTheTarget) {
   EXPECT_FALSE(Login(d.portal(), kTargetIqn, o, &error));
 }
 
+// libiscsi with credentials of its own ACL, mutual ones included; the target-wide ones do not
+// stand in for them.
+TEST(Session, PerInitiatorMutualChapWithLibiscsi) {
+  UntorndProcess d(DefaultConfig(R"("chap": {"username": "alice", "secret": "alice-secret-123"},
+      "acls": [{"initiator": "iqn.2026-11.org.example:own",
+                "chap": {"username": "own", "secret": "own-secret-7890"},
+                "mutual_chap": {"username": "t-own", "secret": "t-own-secret-12"}}])"));
+  ASSERT_TRUE(d.ok()) << d.Log();
+  std::string error;
+  LoginOptions o;
+  o.initiator = "iqn.2026-11.org.example:own";
+  o.user = "alice";
+  o.secret = "alice-secret-123";
+  EXPECT_FALSE(Login(d.portal(), kTargetIqn, o, &error));
+  o.user = "own";
+  o.secret = "own-secret-7890";
+  o.target_user = "t-own";
+  o.target_secret = "t-own-secret-12";
+  Context c = Login(d.portal(), kTargetIqn, o, &error);
+  ASSERT_TRUE(c) << error;
+  Task t(iscsi_testunitready_sync(c.get(), 0));
+  EXPECT_EQ(t->status, SCSI_STATUS_GOOD);
+}
+
 TEST(Session, InitiatorOutsideTheAllowListIsRefused) {
   UntorndProcess d(DefaultConfig(R"("allowed_initiators": ["iqn.2026-11.org.example:ok"])"));
   ASSERT_TRUE(d.ok()) << d.Log();

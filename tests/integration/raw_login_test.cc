@@ -8,10 +8,10 @@
 namespace untorn::testing {
 namespace {
 
-// A CHAP login (MD5) as `initiator` with `secret`; returns the final Login Response status.
-uint16_t ChapLogin(uint16_t port, const std::string& initiator, const std::string& target,
-                   const std::string& secret) {
-  RawClient c(port);
+// A CHAP login (MD5) on `c` as `initiator`, proving `user` and `secret`, through the security
+// stage and, when `complete`, on to full feature phase; returns the last Login Response status.
+uint16_t ChapLogin(RawClient& c, const std::string& initiator, const std::string& target,
+                   const std::string& user, const std::string& secret, bool complete = false) {
   auto r = LoginStep(c, 0, 1, false,
                      {{"InitiatorName", initiator},
                       {"TargetName", target},
@@ -24,8 +24,15 @@ uint16_t ChapLogin(uint16_t port, const std::string& initiator, const std::strin
   const auto challenge = protocol::ParseBinary(KeyValue(*r, "CHAP_C"));
   if (!id || !challenge) return 0xfffe;
   const auto response = protocol::ChapResponse(5, static_cast<uint8_t>(*id), secret, *challenge);
-  r = LoginStep(c, 0, 1, true, {{"CHAP_N", "alice"}, {"CHAP_R", protocol::EncodeHex(response)}});
-  return LoginStatusOf(r);
+  r = LoginStep(c, 0, 1, true, {{"CHAP_N", user}, {"CHAP_R", protocol::EncodeHex(response)}});
+  if (LoginStatusOf(r) != 0 || !complete) return LoginStatusOf(r);
+  return LoginStatusOf(LoginStep(c, 1, 3, true, {}));
+}
+
+uint16_t ChapLogin(uint16_t port, const std::string& initiator, const std::string& target,
+                   const std::string& secret) {
+  RawClient c(port);
+  return ChapLogin(c, initiator, target, "alice", secret);
 }
 
 // Each refusal carries its RFC 7143 §11.13.5 status and is logged with the peer address; the
@@ -53,6 +60,78 @@ TEST(RawProtocol, LoginRefusalsCarryTheirRfcStatus) {
   EXPECT_NE(log.find("stranger"), std::string::npos) << log;
   EXPECT_EQ(log.find("alice-secret-123"), std::string::npos) << log;
   EXPECT_EQ(log.find("wrong-secret-000"), std::string::npos) << log;
+}
+
+// Per-initiator credentials (node ACLs): each initiator proves its own, nobody else's; an
+// initiator without credentials of its own needs none (or the target's); one outside every
+// ACL is refused. A login under another initiator's name and ISID, without that initiator's
+// credentials, can neither authenticate nor reinstate (take over) its live session.
+TEST(RawProtocol, PerInitiatorCredentialsAreBoundToTheirInitiator) {
+  const std::string alice = "iqn.2026-11.org.untorn:alice";
+  const std::string carol = "iqn.2026-11.org.untorn:carol";
+  UntorndProcess d(DefaultConfig(R"("acls": [
+      {"initiator": "iqn.2026-11.org.untorn:alice",
+       "chap": {"username": "alice", "secret": "alice-secret-123"}},
+      {"initiator": "iqn.2026-11.org.untorn:carol",
+       "chap": {"username": "carol", "secret": "carol-secret-456"}},
+      {"initiator": "iqn.2026-11.org.untorn:raw"},
+      {"initiator": "iqn.2026-11.org.untorn:bystander"}])"));
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander bystander(d);
+  RawClient a(d.port());
+  ASSERT_EQ(ChapLogin(a, alice, kTargetIqn, "alice", "alice-secret-123", true), 0x0000);
+  ExpectTestUnitReadyGood(a, 100, 0);
+  {
+    RawClient c(d.port());  // carol's credentials under alice's name
+    EXPECT_EQ(ChapLogin(c, alice, kTargetIqn, "carol", "carol-secret-456"), 0x0201);
+  }
+  {
+    RawClient c(d.port());  // alice's credentials under carol's name
+    EXPECT_EQ(ChapLogin(c, carol, kTargetIqn, "alice", "alice-secret-123"), 0x0201);
+  }
+  {
+    RawClient c(d.port());  // alice's name and ISID with no credentials: no takeover
+    auto r = LoginStep(c, 0, 3, true,
+                       {{"InitiatorName", alice},
+                        {"TargetName", kTargetIqn},
+                        {"SessionType", "Normal"},
+                        {"AuthMethod", "None"}});
+    EXPECT_EQ(LoginStatusOf(r), 0x0201);
+  }
+  {
+    RawClient c(d.port());  // outside every ACL
+    auto r = LoginStep(c, 0, 3, true,
+                       {{"InitiatorName", "iqn.2026-11.org.untorn:mallory"},
+                        {"TargetName", kTargetIqn},
+                        {"SessionType", "Normal"},
+                        {"AuthMethod", "None"}});
+    EXPECT_EQ(LoginStatusOf(r), 0x0202);
+  }
+  RawClient plain(d.port());  // in an ACL without credentials of its own
+  EXPECT_TRUE(plain.Login(kTargetIqn, {}));
+  ExpectTestUnitReadyGood(a, 101, 1);  // alice's session was never taken over
+  EXPECT_TRUE(bystander.Works());
+}
+
+// The target-wide credentials are the simple case: an initiator whose ACL has credentials of
+// its own cannot use them instead.
+TEST(RawProtocol, AnAclsOwnCredentialsReplaceTheTargets) {
+  UntorndProcess d(DefaultConfig(R"("chap": {"username": "shared", "secret": "shared-secret-12"},
+      "acls": [{"initiator": "iqn.2026-11.org.untorn:alice",
+                "chap": {"username": "alice", "secret": "alice-secret-123"}},
+               {"initiator": "iqn.2026-11.org.untorn:raw"}])"));
+  ASSERT_TRUE(d.ok()) << d.Log();
+  const std::string alice = "iqn.2026-11.org.untorn:alice";
+  const std::string raw = "iqn.2026-11.org.untorn:raw";
+  const auto login = [&](const std::string& who, const std::string& user,
+                         const std::string& secret) {
+    RawClient c(d.port());
+    return ChapLogin(c, who, kTargetIqn, user, secret, true);
+  };
+  EXPECT_EQ(login(alice, "shared", "shared-secret-12"), 0x0201);
+  EXPECT_EQ(login(alice, "alice", "alice-secret-123"), 0x0000);
+  EXPECT_EQ(login(raw, "shared", "shared-secret-12"), 0x0000);
+  EXPECT_EQ(login(raw, "alice", "alice-secret-123"), 0x0201);
 }
 
 // A peer's strings cannot forge log lines: a newline or escape sequence in InitiatorName or

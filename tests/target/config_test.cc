@@ -83,6 +83,38 @@ TEST(Config, ChapSecretsAreChecked) {
             "targets[0].mutual_chap: requires chap");
 }
 
+TEST(Config, AclsAreChecked) {
+  const std::string base = R"({"portals":[{"listen":"0.0.0.0:1"}],"targets":[{"iqn":"iqn.a",
+    "luns":[{"id":0,"backing_file":"a","size":4096}],)";
+  EXPECT_EQ(ErrorOf(base + R"("allowed_initiators":["iqn.x"],"acls":[{"initiator":"iqn.x"}]}]})"),
+            "targets[0].acls[0].initiator: names iqn.x twice");
+  EXPECT_EQ(ErrorOf(base + R"("acls":[{"initiator":""}]}]})"),
+            "targets[0].acls[0].initiator: must be an initiator name of 1 to 223 bytes");
+  EXPECT_EQ(ErrorOf(base + R"("acls":[{"initiator":"iqn.x","user":"u"}]}]})"),
+            "targets[0].acls[0].user: unknown field");
+  EXPECT_EQ(ErrorOf(base + R"("acls":[{"initiator":"iqn.x",
+      "mutual_chap":{"username":"t","secret":"abcdefghijkl"}}]}]})"),
+            "targets[0].acls[0].mutual_chap: requires chap");
+  EXPECT_EQ(ErrorOf(base + R"("acls":[{"initiator":"iqn.x",
+      "chap":{"username":"u","secret":"abcdefghijkl"},
+      "mutual_chap":{"username":"t","secret":"abcdefghijkl"}}]}]})"),
+            "targets[0].acls[0].chap.secret: must differ from the mutual CHAP secret (RFC 7143 "
+            "§12.1.3)");
+  config::Config c;
+  std::string error;
+  ASSERT_TRUE(config::Parse(base + R"("chap":{"username":"all","secret":"target-secret"},
+      "allowed_initiators":["iqn.y"],
+      "acls":[{"initiator":"iqn.x","chap":{"username":"x","secret":"x-own-secret"}}]}]})",
+                            &c, &error))
+      << error;
+  const config::Target& t = c.targets[0];
+  EXPECT_TRUE(t.Admits("iqn.x"));
+  EXPECT_TRUE(t.Admits("iqn.y"));
+  EXPECT_FALSE(t.Admits("iqn.z"));
+  EXPECT_EQ(t.ChapFor("iqn.x")->username, "x");
+  EXPECT_EQ(t.ChapFor("iqn.y")->username, "all");
+}
+
 // A transfer of 2^32 bytes or more wraps iSCSI's 32-bit expected data length to a small
 // number (0 for exactly 4 GiB): a WRITE would be acknowledged with its data never sent.
 TEST(Config, TransfersOfFourGiBOrMoreAreRefused) {

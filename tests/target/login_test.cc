@@ -24,7 +24,7 @@ config::Config TestConfig(bool chap, bool mutual) {
   c.targets.push_back(t);
   config::Target locked;
   locked.iqn = "iqn.2026-11.org.untorn:locked";
-  locked.allowed_initiators = {"iqn.2026-11.org.example:only"};
+  locked.acls = {{"iqn.2026-11.org.example:only", std::nullopt, std::nullopt}};
   c.targets.push_back(locked);
   return c;
 }
@@ -204,6 +204,38 @@ TEST_F(LoginTest, InitiatorNotInAllowListIsAuthorizationFailure) {
       LoginPdu(0, 1, true,
                {{"InitiatorName", kInitiator}, {"TargetName", "iqn.2026-11.org.untorn:locked"}}));
   EXPECT_EQ(StatusOf(o), 0x0202);
+}
+
+// An ACL's own credentials, mutual ones included, replace the target's for its initiator; the
+// identity a login proved is what the session registry compares on reinstatement.
+TEST_F(LoginTest, AclCredentialsReplaceTheTargetsForTheirInitiator) {
+  Make(true, true);
+  config_.targets[0].acls = {
+      {kInitiator, config::ChapCredentials{"user", "acl-secret-0001"},
+       config::ChapCredentials{"acl-target", "acl-target-secret"}},
+  };
+  Make2();
+  auto o = ChapExchange(*this, *login_, "initiator-secret", {});  // the target's secret
+  EXPECT_TRUE(o.failed);
+  EXPECT_EQ(StatusOf(o), 0x0201);
+  Make2();
+  o = ChapExchange(*this, *login_, "acl-secret-0001",
+                   {{"CHAP_I", "9"}, {"CHAP_C", "0x0102030405060708"}});
+  ASSERT_FALSE(o.failed) << o.log;
+  const auto keys = Keys(o.responses[0]);
+  EXPECT_EQ(Value(keys, "CHAP_N"), "acl-target");
+  const std::vector<uint8_t> challenge = {1, 2, 3, 4, 5, 6, 7, 8};
+  EXPECT_EQ(Value(keys, "CHAP_R"),
+            protocol::EncodeHex(protocol::ChapResponse(7, 9, "acl-target-secret", challenge)));
+  EXPECT_EQ(login_->auth_identity(), "user");
+}
+
+TEST_F(LoginTest, NoChapMeansAnEmptyIdentity) {
+  Make(false, false);
+  auto o = Send(LoginPdu(
+      0, 1, true, {{"InitiatorName", kInitiator}, {"TargetName", kIqn}, {"AuthMethod", "None"}}));
+  ASSERT_FALSE(o.failed) << o.log;
+  EXPECT_EQ(login_->auth_identity(), "");
 }
 
 TEST_F(LoginTest, KeysSplitAcrossContinuedPdus) {
