@@ -7,7 +7,7 @@
 
 #include "config/config.h"
 #include "target/log.h"
-#include "target/server.h"
+#include "target/iscsi/server.h"
 
 namespace {
 

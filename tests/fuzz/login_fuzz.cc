@@ -6,7 +6,7 @@
 
 #include "config/config.h"
 #include "protocol/pdu.h"
-#include "target/login.h"
+#include "target/iscsi/login.h"
 
 using namespace untorn;
 

@@ -8,7 +8,7 @@
 #include "config/config.h"
 #include "storage/journaled_store.h"
 #include "storage/mem_file_system.h"
-#include "target/logical_unit.h"
+#include "target/scsi/logical_unit.h"
 
 using namespace untorn;
 

@@ -1,4 +1,4 @@
-#include "target/buffer_budget.h"
+#include "target/iscsi/buffer_budget.h"
 
 #include <gtest/gtest.h>
 

@@ -24,7 +24,7 @@
 #include "storage/journaled_store.h"
 #include "storage/mem_file_system.h"
 #include "target/log.h"
-#include "target/logical_unit.h"
+#include "target/scsi/logical_unit.h"
 #include "tests/storage/crash_checker.h"
 
 namespace untorn::target {

@@ -1,4 +1,4 @@
-#include "target/logical_unit.h"
+#include "target/scsi/logical_unit.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "target/login.h"
+#include "target/iscsi/login.h"
 
 #include <gtest/gtest.h>
 

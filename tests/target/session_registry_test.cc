@@ -1,6 +1,6 @@
 // SessionRegistry: who may reinstate a live session, and which I_T nexus (and so which
 // persistent reservations) a new session of an initiator port takes over.
-#include "target/target_runtime.h"
+#include "target/iscsi/target_runtime.h"
 
 #include <gtest/gtest.h>
 

@@ -16,10 +16,10 @@
 #include "config/config.h"
 #include "storage/block_store.h"
 #include "target/asio.h"
-#include "target/buffer_budget.h"
+#include "target/iscsi/buffer_budget.h"
 #include "target/metrics.h"
-#include "target/server_context.h"
-#include "target/target_runtime.h"
+#include "target/iscsi/server_context.h"
+#include "target/iscsi/target_runtime.h"
 
 namespace untorn::target {
 

@@ -6,7 +6,7 @@
 #include "protocol/cdb.h"
 #include "protocol/scsi_pages.h"
 #include "protocol/serial_number.h"
-#include "target/connection.h"
+#include "target/iscsi/connection.h"
 #include "target/log.h"
 
 namespace untorn::target {

@@ -7,10 +7,10 @@
 
 #include "config/config.h"
 #include "target/asio.h"
-#include "target/buffer_budget.h"
-#include "target/connection_limits.h"
+#include "target/iscsi/buffer_budget.h"
+#include "target/iscsi/connection_limits.h"
 #include "target/metrics.h"
-#include "target/target_runtime.h"
+#include "target/iscsi/target_runtime.h"
 
 namespace untorn::target {
 

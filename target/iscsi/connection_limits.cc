@@ -1,4 +1,4 @@
-#include "target/connection_limits.h"
+#include "target/iscsi/connection_limits.h"
 
 #include <utility>
 

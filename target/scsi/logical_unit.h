@@ -27,8 +27,8 @@
 #include "protocol/scsi_pages.h"
 #include "storage/block_store.h"
 #include "target/metrics.h"
-#include "target/persistent_reservations.h"
-#include "target/scsi_task.h"
+#include "target/scsi/persistent_reservations.h"
+#include "target/scsi/scsi_task.h"
 
 namespace untorn::target {
 

@@ -1,4 +1,4 @@
-#include "target/connection.h"
+#include "target/iscsi/connection.h"
 
 #include <openssl/rand.h>
 

@@ -1,4 +1,4 @@
-#include "target/persistent_reservations.h"
+#include "target/scsi/persistent_reservations.h"
 
 #include <algorithm>
 

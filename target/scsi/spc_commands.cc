@@ -3,7 +3,7 @@
 // RESERVE/RELEASE(6) and PERSISTENT RESERVE IN/OUT.
 #include <algorithm>
 
-#include "target/logical_unit.h"
+#include "target/scsi/logical_unit.h"
 
 namespace untorn::target {
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "config/config.h"
-#include "target/logical_unit.h"
+#include "target/scsi/logical_unit.h"
 
 namespace untorn::target {
 

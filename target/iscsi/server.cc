@@ -1,4 +1,4 @@
-#include "target/server.h"
+#include "target/iscsi/server.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -7,7 +7,7 @@
 
 #include "storage/file_store.h"
 #include "storage/journaled_store.h"
-#include "target/connection.h"
+#include "target/iscsi/connection.h"
 #include "target/log.h"
 
 namespace untorn::target {

@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "protocol/framing.h"
-#include "target/connection.h"
+#include "target/iscsi/connection.h"
 #include "target/log.h"
 
 namespace untorn::target {

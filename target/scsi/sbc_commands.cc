@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "target/logical_unit.h"
+#include "target/scsi/logical_unit.h"
 
 namespace untorn::target {
 

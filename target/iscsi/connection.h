@@ -27,10 +27,10 @@
 #include "protocol/negotiation.h"
 #include "protocol/pdu.h"
 #include "target/asio.h"
-#include "target/buffer_budget.h"
-#include "target/login.h"
-#include "target/scsi_task.h"
-#include "target/server_context.h"
+#include "target/iscsi/buffer_budget.h"
+#include "target/iscsi/login.h"
+#include "target/scsi/scsi_task.h"
+#include "target/iscsi/server_context.h"
 
 namespace untorn::target {
 

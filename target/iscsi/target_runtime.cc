@@ -1,4 +1,4 @@
-#include "target/target_runtime.h"
+#include "target/iscsi/target_runtime.h"
 
 namespace untorn::target {
 
