@@ -78,6 +78,14 @@ class BlockStore {
     bool mapped = true;
   };
   [[nodiscard]] virtual Extent Provisioning(uint64_t offset, uint64_t max_length) = 0;
+
+  // Changes the size to `new_size` bytes (a non-zero multiple of block_size()): growing adds
+  // blocks that read as zeros; shrinking drops the blocks past the new end. Waits for the reads
+  // and writes in flight; those that start later are checked against the new size. Durable
+  // when it returns. The default cannot.
+  virtual Status Resize(uint64_t /*new_size*/) {
+    return Status::Error(Status::Code::kInvalid, "this store cannot be resized");
+  }
 };
 
 }  // namespace untorn::storage

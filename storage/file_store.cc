@@ -29,12 +29,14 @@ FileStore::FileStore(std::unique_ptr<File> file, const Options& o)
     : file_(std::move(file)),
       size_bytes_(o.size_bytes),
       block_size_(o.block_size),
-      read_only_(o.read_only) {}
+      read_only_(o.read_only),
+      preallocate_(o.preallocate) {}
 
 FileStore::~FileStore() = default;
 
 Status FileStore::CheckRange(uint64_t offset, uint64_t length) const {
-  if (offset > size_bytes_ || length > size_bytes_ - offset) {
+  const uint64_t size = size_bytes_.load();
+  if (offset > size || length > size - offset) {
     return Status::Error(Status::Code::kOutOfRange, "range past end of store");
   }
   if (offset % block_size_ != 0 || length % block_size_ != 0) {
@@ -51,9 +53,19 @@ Status FileStore::CheckWritable(uint64_t offset, uint64_t length) const {
   return CheckRange(offset, length);
 }
 
+std::optional<RangeLock::Guard> FileStore::LockInRange(uint64_t offset, uint64_t length,
+                                                       RangeLock::Mode mode, Status* s) {
+  auto guard = locks_.Lock(offset, length, mode);
+  *s = CheckRange(offset, length);
+  if (!s->ok()) return std::nullopt;
+  return guard;
+}
+
 Status FileStore::Read(uint64_t offset, std::span<uint8_t> out) {
   if (Status s = CheckRange(offset, out.size()); !s.ok()) return s;
-  auto guard = locks_.Lock(offset, out.size(), RangeLock::Mode::kShared);
+  Status s;
+  auto guard = LockInRange(offset, out.size(), RangeLock::Mode::kShared, &s);
+  if (!guard) return s;
   return file_->PRead(offset, out);  // past the end of a shorter block device: zeros
 }
 
@@ -70,7 +82,9 @@ Status FileStore::WriteLocked(uint64_t offset, std::span<const uint8_t> data, Du
 
 Status FileStore::Write(uint64_t offset, std::span<const uint8_t> data, Durability d) {
   if (Status s = CheckWritable(offset, data.size()); !s.ok()) return s;
-  auto guard = locks_.Lock(offset, data.size(), RangeLock::Mode::kExclusive);
+  Status held;
+  auto guard = LockInRange(offset, data.size(), RangeLock::Mode::kExclusive, &held);
+  if (!guard) return held;
   return WriteLocked(offset, data, d);
 }
 
@@ -78,14 +92,18 @@ Status FileStore::WriteAtomic(uint64_t offset, std::span<const uint8_t> data, Du
   // As Write, under the same exclusive range lock (what makes it atomic to readers), with its
   // space reserved first so that a full file system refuses it whole rather than half written.
   if (Status s = CheckWritable(offset, data.size()); !s.ok()) return s;
-  auto guard = locks_.Lock(offset, data.size(), RangeLock::Mode::kExclusive);
+  Status held;
+  auto guard = LockInRange(offset, data.size(), RangeLock::Mode::kExclusive, &held);
+  if (!guard) return held;
   if (Status s = file_->Allocate(offset, data.size()); !s.ok()) return s;
   return WriteLocked(offset, data, d);
 }
 
 Status FileStore::Update(uint64_t offset, uint64_t length, const Modify& modify, Durability d) {
   if (Status s = CheckWritable(offset, length); !s.ok()) return s;
-  auto guard = locks_.Lock(offset, length, RangeLock::Mode::kExclusive);
+  Status held;
+  auto guard = LockInRange(offset, length, RangeLock::Mode::kExclusive, &held);
+  if (!guard) return held;
   std::vector<uint8_t> blocks(length);
   if (Status s = file_->PRead(offset, blocks); !s.ok()) return s;
   if (!modify(blocks)) return Status::Ok();
@@ -107,7 +125,9 @@ Status FileStore::Flush() {
 
 Status FileStore::Unmap(uint64_t offset, uint64_t length, Durability d) {
   if (Status s = CheckWritable(offset, length); !s.ok()) return s;
-  auto guard = locks_.Lock(offset, length, RangeLock::Mode::kExclusive);
+  Status held;
+  auto guard = LockInRange(offset, length, RangeLock::Mode::kExclusive, &held);
+  if (!guard) return held;
   // Writes zeros where holes cannot be punched.
   if (Status s = file_->PunchHole(offset, length); !s.ok()) return WriteFailed(std::move(s));
   return d == Durability::kDurable ? Flush() : Status::Ok();
@@ -120,7 +140,33 @@ Status FileStore::WriteFailed(Status s) {
 }
 
 BlockStore::Extent FileStore::Provisioning(uint64_t offset, uint64_t max_length) {
-  return ProvisionedExtent(*file_, size_bytes_, block_size_, offset, max_length);
+  return ProvisionedExtent(*file_, size_bytes_.load(), block_size_, offset, max_length);
+}
+
+Status FileStore::Resize(uint64_t new_size) {
+  if (read_only_) return Status::Error(Status::Code::kReadOnly, "store is read-only");
+  if (new_size == 0 || new_size % block_size_ != 0) {
+    return Status::Error(Status::Code::kInvalid, "size must be a non-zero multiple of " +
+                                                     std::to_string(block_size_) + " bytes");
+  }
+  if (failed_.load()) {
+    return Status::Error(Status::Code::kReadOnly, "store failed earlier; restart to recover");
+  }
+  const uint64_t old_size = size_bytes_.load();
+  if (new_size == old_size) return Status::Ok();
+  auto guard = locks_.Lock(0, std::max(old_size, new_size), RangeLock::Mode::kExclusive);
+  Status s = file_->Truncate(new_size);
+  if (s.ok() && new_size > old_size && preallocate_) {
+    s = file_->Allocate(old_size, new_size - old_size);
+  }
+  if (s.ok()) s = file_->Sync();
+  if (!s.ok()) {
+    return WriteFailed(Status::Error(s.code(), "resizing " + std::to_string(old_size) + " to " +
+                                                   std::to_string(new_size) +
+                                                   " bytes: " + s.message()));
+  }
+  size_bytes_.store(new_size);
+  return Status::Ok();
 }
 
 Status ReserveThick(File& file, uint64_t size_bytes) {

@@ -31,7 +31,7 @@ class FileStore final : public BlockStore {
   ~FileStore() override;
 
   [[nodiscard]] uint32_t block_size() const override { return block_size_; }
-  [[nodiscard]] uint64_t size_bytes() const override { return size_bytes_; }
+  [[nodiscard]] uint64_t size_bytes() const override { return size_bytes_.load(); }
   Status Read(uint64_t offset, std::span<uint8_t> out) override;
   [[nodiscard]] std::unique_ptr<MappedRead> ReadMapped(uint64_t offset, uint64_t length) override;
   Status Write(uint64_t offset, std::span<const uint8_t> data, Durability d) override;
@@ -40,18 +40,25 @@ class FileStore final : public BlockStore {
   Status Flush() override;
   Status Unmap(uint64_t offset, uint64_t length, Durability d) override;
   [[nodiscard]] Extent Provisioning(uint64_t offset, uint64_t max_length) override;
+  // Under an exclusive lock of the whole LUN: the file is cut or extended (reserved, if thick)
+  // and synced, then served at the new size.
+  Status Resize(uint64_t new_size) override;
 
  private:
   FileStore(std::unique_ptr<File> file, const Options& o);
   Status CheckRange(uint64_t offset, uint64_t length) const;
   Status CheckWritable(uint64_t offset, uint64_t length) const;
+  // Lock(), then the range checked again: a Resize that shrank the store while it waited.
+  [[nodiscard]] std::optional<RangeLock::Guard> LockInRange(uint64_t offset, uint64_t length,
+                                                            RangeLock::Mode mode, Status* s);
   Status WriteLocked(uint64_t offset, std::span<const uint8_t> data, Durability d);
   Status WriteFailed(Status s);  // sticky unless out of space
 
   const std::unique_ptr<File> file_;
-  const uint64_t size_bytes_;
+  std::atomic<uint64_t> size_bytes_;
   const uint32_t block_size_;
   const bool read_only_;
+  const bool preallocate_;
   std::atomic<bool> failed_{false};  // sticky after a failed write or sync
   RangeLock locks_;
 };

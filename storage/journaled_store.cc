@@ -62,6 +62,7 @@ std::vector<std::pair<uint64_t, uint64_t>> WriteBackWindows(
 JournaledStore::JournaledStore(const Options& o, std::unique_ptr<File> data,
                                std::unique_ptr<File> journal)
     : options_(o),
+      size_bytes_(o.size_bytes),
       fs_(o.fs),
       data_(std::move(data)),
       journal_(std::move(journal)),
@@ -197,7 +198,8 @@ Status JournaledStore::FailUnlessNoSpace(Status s) {
 }
 
 Status JournaledStore::CheckRange(uint64_t offset, uint64_t length) const {
-  if (offset > options_.size_bytes || length > options_.size_bytes - offset) {
+  const uint64_t size = size_bytes_.load();
+  if (offset > size || length > size - offset) {
     return Status::Error(Status::Code::kOutOfRange, "range past end of store");
   }
   if (offset % options_.block_size != 0 || length % options_.block_size != 0) {
@@ -318,6 +320,8 @@ Status JournaledStore::RepairTorn() {
 }
 
 Status JournaledStore::CheckNotTorn(uint64_t offset, uint64_t length, bool writing) {
+  // Checked again with the range held: a Resize that shrank the LUN while this waited.
+  if (Status s = CheckRange(offset, length); !s.ok()) return s;
   if (!has_torn_.load()) return Status::Ok();
   std::lock_guard lk(mu_);
   for (const auto& [sequence, t] : torn_) {
@@ -378,6 +382,10 @@ bool JournaledStore::TryStartWrite(uint64_t offset, std::span<const uint8_t> dat
   auto guard = locks_.TryLock(offset, data.size(), RangeLock::Mode::kExclusive);
   if (!guard) return false;            // an overlapping write is in flight: wait for it elsewhere
   if (has_torn_.load()) return false;  // torn while this took the lock
+  if (Status s = CheckRange(offset, data.size()); !s.ok()) {  // shrunk meanwhile
+    done(std::move(s));
+    return true;
+  }
   bool journal = kind == WriteKind::kAtomic;
   if (journal) {
     if (Status s = CheckRecordSize(data.size()); !s.ok()) {
@@ -524,7 +532,60 @@ Status JournaledStore::Unmap(uint64_t offset, uint64_t length, Durability d) {
 }
 
 BlockStore::Extent JournaledStore::Provisioning(uint64_t offset, uint64_t max_length) {
-  return ProvisionedExtent(*data_, options_.size_bytes, options_.block_size, offset, max_length);
+  return ProvisionedExtent(*data_, size_bytes_.load(), options_.block_size, offset, max_length);
+}
+
+Status JournaledStore::Resize(uint64_t new_size) {
+  if (options_.read_only) return Status::Error(Status::Code::kReadOnly, "store is read-only");
+  if (new_size == 0 || new_size % options_.block_size != 0) {
+    return Status::Error(
+        Status::Code::kInvalid,
+        "size must be a non-zero multiple of " + std::to_string(options_.block_size) + " bytes");
+  }
+  if (failed_.load()) return FailedEarlier(Status::Code::kReadOnly);
+  if (has_torn_.load()) {
+    return Status::Error(Status::Code::kReadOnly,
+                         "a write that could not be applied is pending; not resized");
+  }
+  const uint64_t old_size = size_bytes_.load();
+  if (new_size == old_size) return Status::Ok();
+  // Every read and write in flight drains, and none starts until this is done.
+  auto guard = locks_.Lock(0, std::max(old_size, new_size), RangeLock::Mode::kExclusive);
+  // The data file is never shorter than the superblock's size for long: growing extends it
+  // (and reserves it, if thick) before the superblock says so; shrinking cuts it after. Should
+  // the first step fail, nothing has changed (a longer file is served at the LUN's size).
+  const auto resize_file = [&]() -> Status {
+    Status s = data_->Truncate(new_size);
+    if (s.ok() && new_size > old_size && options_.preallocate) {
+      s = data_->Allocate(old_size, new_size - old_size);
+    }
+    if (s.ok()) s = data_->Sync();
+    if (s.ok()) return s;
+    return Status::Error(s.code(), "resizing the data file to " + std::to_string(new_size) +
+                                       " bytes: " + s.message());
+  };
+  if (new_size > old_size) {
+    if (Status s = resize_file(); !s.ok()) return FailUnlessNoSpace(std::move(s));
+  }
+  {
+    std::unique_lock lk(mu_);
+    if (Status s = CheckpointLocked(lk); !s.ok()) return s;
+    // Nothing can be reserved meanwhile (every range is held): the journal is empty from
+    // position_, and the superblock that says so now carries the new size.
+    size_bytes_.store(new_size);
+    Status s = WriteSuperblock(epoch_, last_sequence_,
+                               position_ == options_.journal_bytes ? 0 : position_);
+    if (!s.ok()) {
+      size_bytes_.store(old_size);
+      return FailUnlessNoSpace(std::move(s));
+    }
+  }
+  if (new_size < old_size) {
+    // The superblock says the new size already: a store whose file is not cut goes on only if
+    // it is in the state it says, so a failure here is sticky.
+    if (Status s = resize_file(); !s.ok()) return Fail(std::move(s));
+  }
+  return Status::Ok();
 }
 
 JournaledStore::Stats JournaledStore::stats() {

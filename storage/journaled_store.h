@@ -76,7 +76,7 @@ class JournaledStore final : public BlockStore {
   ~JournaledStore() override;
 
   [[nodiscard]] uint32_t block_size() const override { return options_.block_size; }
-  [[nodiscard]] uint64_t size_bytes() const override { return options_.size_bytes; }
+  [[nodiscard]] uint64_t size_bytes() const override { return size_bytes_.load(); }
   Status Read(uint64_t offset, std::span<uint8_t> out) override;
   [[nodiscard]] std::unique_ptr<MappedRead> ReadMapped(uint64_t offset, uint64_t length) override;
   [[nodiscard]] std::optional<Status> TryReadNoWait(uint64_t offset,
@@ -89,6 +89,12 @@ class JournaledStore final : public BlockStore {
   Status Flush() override;
   Status Unmap(uint64_t offset, uint64_t length, Durability d) override;
   [[nodiscard]] Extent Provisioning(uint64_t offset, uint64_t max_length) override;
+  // Under an exclusive lock of the whole LUN: a checkpoint retires every record (none may name
+  // blocks past a smaller end, and recovery checks records against the size) and the
+  // superblock takes the new size; the data file is extended (reserved, if thick) before that,
+  // or cut after it. A crash in between leaves a data file longer than the superblock's size,
+  // which Open serves at that size.
+  Status Resize(uint64_t new_size) override;
 
   // Applies nothing new; makes the journal empty (used at shutdown and by tests).
   Status Checkpoint();
@@ -142,6 +148,7 @@ class JournaledStore final : public BlockStore {
   void BackgroundLoop();
 
   const Options options_;
+  std::atomic<uint64_t> size_bytes_;  // options_.size_bytes until a Resize
   FileSystem* const fs_;
   const std::unique_ptr<File> data_;
   std::unique_ptr<File> journal_;  // set before the first append (Open), then unchanged

@@ -73,7 +73,12 @@ Status JournaledStore::Open(const Options& options, std::unique_ptr<JournaledSto
           Status::Code::kInvalid,
           super_path + " belongs to a LUN of " + std::to_string(decoded->lun_size) + " bytes in " +
               std::to_string(decoded->block_size) + "-byte blocks; the configuration says " +
-              std::to_string(o.size_bytes) + " in " + std::to_string(o.block_size));
+              std::to_string(o.size_bytes) + " in " + std::to_string(o.block_size) +
+              (decoded->block_size == o.block_size
+                   ? " (if the LUN was resized while it ran, its size is now " +
+                         std::to_string(decoded->lun_size) +
+                         ": put that in the configuration, which `untornctl config save` does)"
+                   : ""));
     }
     sb = *decoded;
     have_super = true;
@@ -206,7 +211,7 @@ Status JournaledStore::WriteSuperblock(uint64_t epoch, uint64_t applied, uint64_
   journal::Superblock sb{epoch,
                          applied,
                          options_.journal_bytes,
-                         options_.size_bytes,
+                         size_bytes_.load(),
                          options_.block_size,
                          start,
                          static_cast<uint32_t>(record_align_)};

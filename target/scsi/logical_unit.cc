@@ -155,6 +155,7 @@ LogicalUnit::LogicalUnit(const config::Lun& lun, const std::string& target_iqn,
   disk_.physical_exponent =
       static_cast<uint8_t>(std::countr_zero(lun.physical_block_size / lun.block_size));
   disk_.block_count = store_->size_bytes() / lun.block_size;
+  block_count_.store(disk_.block_count);
   disk_.write_cache = lun.write_cache;
   disk_.read_only = lun.read_only;
   disk_.dpofua = true;
@@ -209,6 +210,43 @@ void LogicalUnit::NexusLost(const Nexus& nexus) {
   unit_attentions_.erase(nexus.id);
 }
 
+protocol::DiskDescription LogicalUnit::Describe() const {
+  protocol::DiskDescription d = disk_;
+  d.block_count = BlockCount();
+  return d;
+}
+
+storage::Status LogicalUnit::Resize(uint64_t bytes, bool allow_shrink) {
+  std::lock_guard lk(resize_mu_);
+  const uint64_t now = BlockCount() * disk_.block_size;
+  if (disk_.read_only) {
+    return storage::Status::Error(storage::Status::Code::kReadOnly, "the LUN is read-only");
+  }
+  if (bytes == 0 || bytes % disk_.block_size != 0) {
+    return storage::Status::Error(
+        storage::Status::Code::kInvalid,
+        "size must be a non-zero multiple of the block size " + std::to_string(disk_.block_size));
+  }
+  if (bytes < now && !allow_shrink) {
+    return storage::Status::Error(storage::Status::Code::kInvalid,
+                                  "shrinking from " + std::to_string(now) + " to " +
+                                      std::to_string(bytes) +
+                                      " bytes loses the data past the new end; force it to");
+  }
+  if (bytes == now) return storage::Status::Ok();
+  // The capacity commands are checked against is never larger than the store: it goes down
+  // before a shrink (commands already past the check finish first: the store waits for them),
+  // and up after a grow.
+  if (bytes < now) block_count_.store(bytes / disk_.block_size);
+  if (storage::Status s = store_->Resize(bytes); !s.ok()) {
+    block_count_.store(store_->size_bytes() / disk_.block_size);
+    return s;
+  }
+  block_count_.store(bytes / disk_.block_size);
+  EstablishUnitAttention(sense::CapacityDataChanged(), 0);
+  return storage::Status::Ok();
+}
+
 void LogicalUnit::Reset(const Nexus& by) {
   {
     std::lock_guard lk(state_mu_);
@@ -223,7 +261,8 @@ storage::Durability LogicalUnit::DurabilityFor(bool fua) const {
 
 std::optional<ScsiOutcome> LogicalUnit::CheckLbaRange(uint64_t lba, uint64_t blocks) const {
   // Written so it cannot overflow: lba may be anything up to 2^64 - 1.
-  if (lba >= disk_.block_count || blocks > disk_.block_count - lba) {
+  const uint64_t count = BlockCount();  // loaded once: a Resize may change it meanwhile
+  if (lba >= count || blocks > count - lba) {
     return ScsiOutcome::Check(sense::LbaOutOfRange());
   }
   return std::nullopt;

@@ -38,7 +38,17 @@ class LogicalUnit {
               std::unique_ptr<storage::BlockStore> store, Metrics* metrics);
 
   [[nodiscard]] uint16_t id() const { return id_; }
-  [[nodiscard]] const protocol::DiskDescription& description() const { return disk_; }
+  // What INQUIRY and READ CAPACITY describe, with the capacity as it is now.
+  [[nodiscard]] protocol::DiskDescription Describe() const;
+  [[nodiscard]] uint64_t BlockCount() const { return block_count_.load(); }
+  [[nodiscard]] bool WriteCacheEnabled() const { return write_cache_.load(); }
+  [[nodiscard]] storage::BlockStore& store() const { return *store_; }
+
+  // Changes the capacity to `bytes` (a multiple of the block size): growing always, shrinking
+  // only with `allow_shrink` (the blocks past the new end are lost). The store is resized
+  // first (it waits for the I/O in flight), then READ CAPACITY answers the new size and every
+  // I_T nexus gets CAPACITY DATA HAS CHANGED (2Ah/09h). Blocks: run it off the network threads.
+  [[nodiscard]] storage::Status Resize(uint64_t bytes, bool allow_shrink);
 
   // Shared checks + the command's own validation. Never blocks.
   [[nodiscard]] CommandPlan Prepare(const Nexus& nexus, protocol::Bytes cdb);
@@ -90,7 +100,6 @@ class LogicalUnit {
   [[nodiscard]] static std::span<const Command> Commands();
   [[nodiscard]] const Command* Find(protocol::Bytes cdb) const;
   [[nodiscard]] std::optional<protocol::Sense> TakeUnitAttention(uint64_t nexus_id);
-  [[nodiscard]] bool WriteCacheEnabled() const { return write_cache_.load(); }
   [[nodiscard]] storage::Durability DurabilityFor(bool fua) const;
   [[nodiscard]] std::optional<ScsiOutcome> CheckLbaRange(uint64_t lba, uint64_t blocks) const;
   void Count(const Command& c, const ScsiOutcome& o);
@@ -143,7 +152,9 @@ class LogicalUnit {
   std::optional<ScsiOutcome> ValidateAtomicLimits(const protocol::BlockCdb& c) const;
 
   const uint16_t id_;
-  protocol::DiskDescription disk_;
+  protocol::DiskDescription disk_;        // disk_.block_count is the capacity at start; see below
+  std::atomic<uint64_t> block_count_{0};  // the capacity now (Resize)
+  std::mutex resize_mu_;                  // one Resize at a time
   const std::unique_ptr<storage::BlockStore> store_;
   Metrics* const metrics_;
   const Metrics::Labels labels_;

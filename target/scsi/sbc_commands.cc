@@ -106,7 +106,8 @@ std::optional<ScsiOutcome> LogicalUnit::ValidateBlockCommand(const Nexus&, Bytes
   }
   // SYNCHRONIZE CACHE with 0 blocks means "to the end of the medium".
   if (c.opcode == op::kSynchronizeCache10 || c.opcode == op::kSynchronizeCache16) {
-    if (c.lba > disk_.block_count || c.blocks > disk_.block_count - c.lba) {
+    const uint64_t count = BlockCount();
+    if (c.lba > count || c.blocks > count - c.lba) {
       return ScsiOutcome::Check(sense::LbaOutOfRange());
     }
     return std::nullopt;
@@ -390,13 +391,14 @@ ScsiOutcome LogicalUnit::RunGetLbaStatus(const Nexus&, Bytes cdb, std::vector<ui
   // SBC-4 §5.8: one descriptor per extent, from the starting LBA onward.
   const uint64_t lba = protocol::LoadBe64(cdb, 2);
   const uint32_t alloc = protocol::LoadBe32(cdb, 10);
-  if (lba >= disk_.block_count) return ScsiOutcome::Check(sense::LbaOutOfRange());
+  const uint64_t count = BlockCount();
+  if (lba >= count) return ScsiOutcome::Check(sense::LbaOutOfRange());
   const uint32_t bs = disk_.block_size;
   std::vector<uint8_t> b(8, 0);
   uint64_t at = lba;
   constexpr size_t kMaxDescriptors = 64;
-  while (at < disk_.block_count && b.size() < 8 + 16 * kMaxDescriptors && b.size() < alloc) {
-    const uint64_t max_blocks = std::min<uint64_t>(disk_.block_count - at, 0xffffffffu);
+  while (at < count && b.size() < 8 + 16 * kMaxDescriptors && b.size() < alloc) {
+    const uint64_t max_blocks = std::min<uint64_t>(count - at, 0xffffffffu);
     const storage::BlockStore::Extent e = store_->Provisioning(at * bs, max_blocks * bs);
     const uint64_t blocks = std::max<uint64_t>(1, e.length / bs);
     std::vector<uint8_t> d(16, 0);

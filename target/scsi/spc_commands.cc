@@ -99,7 +99,7 @@ ScsiOutcome LogicalUnit::RunRequestSense(const Nexus& nexus, Bytes cdb, std::vec
 ScsiOutcome LogicalUnit::RunReadCapacity10(const Nexus&, Bytes cdb, std::vector<uint8_t>&) {
   const bool pmi = (cdb[8] & 0x01) != 0;
   if (!pmi && LoadBe32(cdb, 2) != 0) return ScsiOutcome::Check(sense::InvalidFieldInCdb(2));
-  return ScsiOutcome::Data(protocol::ReadCapacity10(disk_));
+  return ScsiOutcome::Data(protocol::ReadCapacity10(Describe()));
 }
 
 ScsiOutcome LogicalUnit::RunServiceActionIn16(const Nexus&, Bytes cdb, std::vector<uint8_t>&) {
@@ -109,7 +109,7 @@ ScsiOutcome LogicalUnit::RunServiceActionIn16(const Nexus&, Bytes cdb, std::vect
   if (!pmi && protocol::LoadBe64(cdb, 2) != 0) {
     return ScsiOutcome::Check(sense::InvalidFieldInCdb(2));
   }
-  return ScsiOutcome::Data(Truncate(protocol::ReadCapacity16(disk_), alloc));
+  return ScsiOutcome::Data(Truncate(protocol::ReadCapacity16(Describe()), alloc));
 }
 
 std::vector<uint8_t> LogicalUnit::ModePages(uint8_t pc, uint8_t page, uint8_t subpage,
@@ -158,17 +158,16 @@ ScsiOutcome LogicalUnit::RunModeSense(const Nexus&, Bytes cdb, std::vector<uint8
   const uint8_t device_specific =
       static_cast<uint8_t>((disk_.read_only ? 0x80 : 0) | (disk_.dpofua ? 0x10 : 0));
   std::vector<uint8_t> desc;
+  const uint64_t count = BlockCount();
   if (!m.dbd) {  // one block descriptor (SPC-4 §7.5.5)
     if (m.llbaa) {
       desc.assign(16, 0);
-      protocol::StoreBe64(desc, 0, disk_.block_count);
+      protocol::StoreBe64(desc, 0, count);
       protocol::StoreBe32(desc, 12, disk_.block_size);
     } else {
       desc.assign(8, 0);
       protocol::StoreBe32(desc, 0,
-                          disk_.block_count > 0xffffffffULL
-                              ? 0xffffffffu
-                              : static_cast<uint32_t>(disk_.block_count));
+                          count > 0xffffffffULL ? 0xffffffffu : static_cast<uint32_t>(count));
       protocol::StoreBe24(desc, 5, disk_.block_size);
     }
   }

@@ -411,3 +411,49 @@ TEST_F(LogicalUnitTest, CompareAndWriteIsAtomicAgainstAConcurrentWrite) {
 
 }  // namespace
 }  // namespace untorn::target
+
+namespace untorn::target {
+namespace {
+
+// Resize: READ CAPACITY answers the new size, every nexus gets CAPACITY DATA HAS CHANGED, the
+// new end is what commands are checked against, and shrinking needs to be asked for.
+TEST_F(LogicalUnitTest, ResizeChangesTheCapacityWithAUnitAttention) {
+  const std::vector<uint8_t> tur(6, 0);
+  for (int i = 0; i < 4 && Run(tur).status != protocol::ScsiStatus::kGood; ++i) {
+  }
+  ASSERT_EQ(Run(tur).status, protocol::ScsiStatus::kGood);
+  std::vector<uint8_t> rc16(16, 0);
+  rc16[0] = 0x9e;
+  rc16[1] = 0x10;
+  rc16[13] = 32;
+  const auto last_lba = [&] {
+    const ScsiOutcome o = Run(rc16);
+    EXPECT_EQ(o.status, protocol::ScsiStatus::kGood);
+    return o.data_in.size() >= 8 ? protocol::LoadBe64(o.data_in, 0) : 0;
+  };
+  EXPECT_EQ(last_lba(), 32767u);
+  std::vector<uint8_t> write16(16, 0);
+  write16[0] = 0x8a;
+  protocol::StoreBe64(write16, 2, 40000);
+  protocol::StoreBe32(write16, 10, 8);
+  ExpectSense(Run(write16, std::vector<uint8_t>(4096, 3)), SenseKey::kIllegalRequest, 0x21, 0x00);
+
+  ASSERT_TRUE(lu_->Resize(uint64_t{1} << 25, false).ok());
+  ExpectSense(Run(tur), SenseKey::kUnitAttention, 0x2a, 0x09);
+  EXPECT_EQ(Run(tur).status, protocol::ScsiStatus::kGood);
+  EXPECT_EQ(last_lba(), 65535u);
+  EXPECT_EQ(Run(write16, std::vector<uint8_t>(4096, 3)).status, protocol::ScsiStatus::kGood);
+
+  const storage::Status refused = lu_->Resize(uint64_t{1} << 24, false);
+  EXPECT_FALSE(refused.ok());
+  EXPECT_NE(refused.message().find("force"), std::string::npos) << refused.message();
+  EXPECT_EQ(last_lba(), 65535u);
+  EXPECT_FALSE(lu_->Resize(1000, true).ok());
+  ASSERT_TRUE(lu_->Resize(uint64_t{1} << 24, true).ok());
+  ExpectSense(Run(tur), SenseKey::kUnitAttention, 0x2a, 0x09);
+  EXPECT_EQ(last_lba(), 32767u);
+  ExpectSense(Run(write16, std::vector<uint8_t>(4096, 3)), SenseKey::kIllegalRequest, 0x21, 0x00);
+}
+
+}  // namespace
+}  // namespace untorn::target
