@@ -63,24 +63,10 @@ uint64_t GetSize(const json& j, const std::string& path, const char* key) {
   const json& v = j[key];
   if (v.is_number_unsigned()) return v.get<uint64_t>();
   if (!v.is_string()) Fail(Join(path, key), "must be a byte count or a string like \"1GiB\"");
-  const std::string s = v.get<std::string>();
-  size_t i = 0;
   uint64_t n = 0;
-  while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
-    if (n > (UINT64_MAX - 9) / 10) Fail(Join(path, key), "is too large");
-    n = n * 10 + static_cast<uint64_t>(s[i++] - '0');
-  }
-  const std::string unit = s.substr(i);
-  int shift = -1;
-  if (unit.empty() || unit == "B") shift = 0;
-  if (unit == "KiB") shift = 10;
-  if (unit == "MiB") shift = 20;
-  if (unit == "GiB") shift = 30;
-  if (unit == "TiB") shift = 40;
-  if (i == 0 || shift < 0)
-    Fail(Join(path, key), "must look like 1073741824, \"512MiB\" or \"1GiB\"");
-  if (n > (UINT64_MAX >> shift)) Fail(Join(path, key), "is too large");
-  return n << shift;
+  std::string error;
+  if (!ParseSize(v.get<std::string>(), &n, &error)) Fail(Join(path, key), error);
+  return n;
 }
 
 std::optional<ChapCredentials> GetChap(const json& j, const std::string& path, const char* key) {
@@ -370,6 +356,132 @@ const ChapCredentials* Target::MutualChapFor(std::string_view initiator) const {
   return mutual_chap ? &*mutual_chap : nullptr;
 }
 
+bool ParseSize(std::string_view s, uint64_t* out, std::string* error) {
+  size_t i = 0;
+  uint64_t n = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+    if (n > (UINT64_MAX - 9) / 10) {
+      *error = "is too large";
+      return false;
+    }
+    n = n * 10 + static_cast<uint64_t>(s[i++] - '0');
+  }
+  const std::string_view unit = s.substr(i);
+  int shift = -1;
+  if (unit.empty() || unit == "B") shift = 0;
+  if (unit == "KiB") shift = 10;
+  if (unit == "MiB") shift = 20;
+  if (unit == "GiB") shift = 30;
+  if (unit == "TiB") shift = 40;
+  if (i == 0 || shift < 0) {
+    *error = "must look like 1073741824, \"512MiB\" or \"1GiB\"";
+    return false;
+  }
+  if (n > (UINT64_MAX >> shift)) {
+    *error = "is too large";
+    return false;
+  }
+  *out = n << shift;
+  return true;
+}
+
+std::string ControlSocketPath(const Config& c) {
+  if (c.control_socket.empty() || c.control_socket[0] == '/') return c.control_socket;
+  return c.data_dir + "/" + c.control_socket;
+}
+
+namespace {
+
+json ChapJson(const ChapCredentials& c) { return {{"username", c.username}, {"secret", c.secret}}; }
+
+json AtomicJson(const AtomicLimits& a) {
+  return {{"max_transfer_length", a.max_transfer_length},
+          {"alignment", a.alignment},
+          {"granularity", a.granularity},
+          {"max_transfer_length_with_boundary", a.max_transfer_length_with_boundary},
+          {"max_boundary_size", a.max_boundary_size},
+          {"allow_ignored_by_linux", a.allow_ignored_by_linux}};
+}
+
+json LunJson(const Lun& l) {
+  json j = {{"id", l.id},
+            {"backing_file", l.backing_file},
+            {"size", l.size},
+            {"block_size", l.block_size},
+            {"physical_block_size", l.physical_block_size},
+            {"write_cache", l.write_cache},
+            {"read_only", l.read_only},
+            {"thin", l.thin},
+            {"max_transfer_length", l.max_transfer_length},
+            {"atomic", AtomicJson(l.atomic)},
+            {"journal", l.journal},
+            {"journal_size", l.journal_size}};
+  if (!l.serial.empty()) j["serial"] = l.serial;
+  return j;
+}
+
+json TargetJson(const Target& t) {
+  json j = {{"iqn", t.iqn}};
+  if (!t.alias.empty()) j["alias"] = t.alias;
+  if (t.chap) j["chap"] = ChapJson(*t.chap);
+  if (t.mutual_chap) j["mutual_chap"] = ChapJson(*t.mutual_chap);
+  if (!t.acls.empty()) {
+    json acls = json::array();
+    for (const auto& a : t.acls) {
+      json e = {{"initiator", a.initiator}};
+      if (a.chap) e["chap"] = ChapJson(*a.chap);
+      if (a.mutual_chap) e["mutual_chap"] = ChapJson(*a.mutual_chap);
+      acls.push_back(std::move(e));
+    }
+    j["acls"] = std::move(acls);
+  }
+  json luns = json::array();
+  for (const auto& l : t.luns) luns.push_back(LunJson(l));
+  j["luns"] = std::move(luns);
+  return j;
+}
+
+std::string HostPort(const std::string& host, uint16_t port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+}  // namespace
+
+std::string ToJson(const Config& c) {
+  json portals = json::array();
+  for (const auto& p : c.portals) {
+    json e = {{"listen", HostPort(p.host, p.port)}};
+    if (!p.advertise.empty()) e["advertise"] = p.advertise;
+    portals.push_back(std::move(e));
+  }
+  const Limits& l = c.limits;
+  json limits = {{"max_sessions_per_target", l.max_sessions_per_target},
+                 {"max_connections", l.max_connections},
+                 {"max_connections_per_address", l.max_connections_per_address},
+                 {"max_discovery_sessions", l.max_discovery_sessions},
+                 {"discovery_idle_seconds", l.discovery_idle_seconds},
+                 {"max_outstanding_commands", l.max_outstanding_commands},
+                 {"max_buffer_megabytes", l.max_buffer_megabytes},
+                 {"max_session_buffer_megabytes", l.max_session_buffer_megabytes},
+                 {"data_out_timeout_seconds", l.data_out_timeout_seconds},
+                 {"cmdsn_gap_timeout_seconds", l.cmdsn_gap_timeout_seconds},
+                 {"max_recv_data_segment_length", l.max_recv_data_segment_length},
+                 {"max_burst_length", l.max_burst_length},
+                 {"first_burst_length", l.first_burst_length},
+                 {"login_timeout_seconds", l.login_timeout_seconds},
+                 {"nop_interval_seconds", l.nop_interval_seconds},
+                 {"nop_timeout_seconds", l.nop_timeout_seconds}};
+  json targets = json::array();
+  for (const auto& t : c.targets) targets.push_back(TargetJson(t));
+  json j = {{"portals", std::move(portals)},      {"data_dir", c.data_dir},
+            {"log_level", c.log_level},           {"io_threads", c.io_threads},
+            {"control_socket", c.control_socket}, {"limits", std::move(limits)},
+            {"targets", std::move(targets)}};
+  if (!c.metrics.empty()) j["metrics"] = c.metrics;
+  return j.dump(2) + "\n";
+}
+
 std::string BackingPath(const Config& c, const Lun& lun) {
   if (!lun.backing_file.empty() && lun.backing_file[0] == '/') return lun.backing_file;
   return c.data_dir + "/" + lun.backing_file;
@@ -461,7 +573,8 @@ bool Parse(std::string_view json_text, Config* out, std::string* error) {
   try {
     Config c;
     CheckKeys(j, "",
-              {"portals", "data_dir", "metrics", "log_level", "io_threads", "limits", "targets"});
+              {"portals", "data_dir", "metrics", "log_level", "io_threads", "control_socket",
+               "limits", "targets"});
     c.data_dir = GetString(j, "", "data_dir", c.data_dir);
     if (c.data_dir.empty()) Fail("data_dir", "must not be empty");
     c.metrics = GetString(j, "", "metrics", "");
@@ -476,6 +589,9 @@ bool Parse(std::string_view json_text, Config* out, std::string* error) {
       Fail("log_level", "must be one of debug, info, warn, error");
     }
     c.io_threads = static_cast<uint32_t>(GetUnsigned(j, "", "io_threads", 32, 1024));
+    c.control_socket = GetString(j, "", "control_socket", c.control_socket);
+    // sun_path holds 107 bytes and a NUL; checked again on the full path at start.
+    if (c.control_socket.size() > 107) Fail("control_socket", "must be at most 107 bytes");
     if (c.io_threads == 0) Fail("io_threads", "must be at least 1");
     c.limits = ParseLimits(j);
     if (!j.contains("portals") || !j["portals"].is_array() || j["portals"].empty()) {

@@ -101,12 +101,24 @@ struct Config {
   std::string metrics;  // HOST:PORT of the Prometheus endpoint; empty = off
   std::string log_level = "info";
   uint32_t io_threads = 32;  // blocking storage work (config/README.md); small I/O skips it
+  // The control interface's UNIX socket (JSON-RPC 2.0, mode 0600); relative paths are under
+  // data_dir; empty = no control interface.
+  std::string control_socket = "untornd.sock";
   Limits limits;
   std::vector<Target> targets;
 };
 
 // A LUN's backing file path: absolute as given, else under data_dir.
 [[nodiscard]] std::string BackingPath(const Config& c, const Lun& lun);
+// "1073741824", "512MiB", "1GiB" (B, KiB, MiB, GiB, TiB) into bytes; false with *error.
+[[nodiscard]] bool ParseSize(std::string_view text, uint64_t* out, std::string* error);
+
+// The control socket's path: absolute as given, else under data_dir; empty when off.
+[[nodiscard]] std::string ControlSocketPath(const Config& c);
+
+// The configuration as JSON that Parse reads back to the same Config (every field written,
+// secrets included: the caller writes it where only root reads it).
+[[nodiscard]] std::string ToJson(const Config& c);
 
 // The configuration served by a bare `untornd`.
 [[nodiscard]] std::string_view EmbeddedDefault();

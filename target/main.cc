@@ -3,11 +3,12 @@
 
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "config/config.h"
-#include "target/log.h"
 #include "target/iscsi/server.h"
+#include "target/log.h"
 
 namespace {
 
@@ -25,6 +26,8 @@ options:
                         port 0 means the port untornd listens on
   --data-dir DIR        directory for relative backing files (default ./untorn-data)
   --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics
+  --control-socket PATH the control interface's UNIX socket (default untornd.sock under
+                        the data directory; "" turns it off); see untornctl
   --log-level LEVEL     debug, info, warn or error (default info)
   --check-config FILE   validate FILE and exit (0 if valid)
   --print-default-config  print the embedded default configuration and exit
@@ -48,6 +51,7 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
   std::string config_file, listen, advertise, data_dir, metrics, log_level;
+  std::optional<std::string> control_socket;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&](std::string* out) {
@@ -106,6 +110,8 @@ int main(int argc, char** argv) {
       ok = value(&metrics);
     else if (arg == "--log-level")
       ok = value(&log_level);
+    else if (arg == "--control-socket")
+      ok = value(&control_socket.emplace());
     else
       return Usage(("unknown option " + arg).c_str());
     if (!ok) return Usage((arg + " needs a value").c_str());
@@ -143,13 +149,14 @@ int main(int argc, char** argv) {
     config.metrics = metrics;
   }
   if (!log_level.empty()) config.log_level = log_level;
+  if (control_socket) config.control_socket = *control_socket;
   untorn::target::LogLevel level{};
   if (!untorn::target::ParseLogLevel(config.log_level, &level)) {
     return Usage("--log-level must be debug, info, warn or error");
   }
   untorn::target::SetLogLevel(level);
 
-  untorn::target::Server server(std::move(config));
+  untorn::target::Server server(std::move(config), config_file, UNTORN_VERSION);
   if (!server.Open()) return 1;
   return server.Run();
 }

@@ -93,9 +93,9 @@ void Connection::Start() {
       return static_cast<uint16_t>(0x8000 | (id_ & 0x7fff));
     }
     SessionRegistry::Refusal refusal{};
-    auto a = ctx_.sessions->Admit(l.initiator_name(), l.isid(), l.target()->iqn, l.auth_identity(),
-                                  ctx_.config->limits.max_sessions_per_target, shared_from_this(),
-                                  &refusal);
+    auto a = ctx_.sessions->Admit(
+        {l.initiator_name(), l.isid(), l.target()->iqn, l.auth_identity(), peer_},
+        ctx_.config->limits.max_sessions_per_target, shared_from_this(), &refusal);
     if (!a) {
       // A live session of the same initiator port opened under another identity is not this
       // login's to take over (nor are its reservations): authorization failure, and it goes on.
@@ -106,6 +106,7 @@ void Connection::Start() {
     }
     replaced_ = std::move(a->replaced);
     admitted_nexus_ = a->nexus_id;
+    counters_ = std::move(a->counters);
     return a->tsih;
   };
   login_ = std::make_unique<Login>(std::move(env));

@@ -29,8 +29,8 @@
 #include "target/asio.h"
 #include "target/iscsi/buffer_budget.h"
 #include "target/iscsi/login.h"
-#include "target/scsi/scsi_task.h"
 #include "target/iscsi/server_context.h"
+#include "target/scsi/scsi_task.h"
 
 namespace untorn::target {
 
@@ -54,6 +54,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void HoldAddressSlot(ConnectionLimits::Slot slot) { address_slot_.emplace(std::move(slot)); }
   // Closed: no task of this connection will be dispatched from now on (any thread).
   [[nodiscard]] bool closed() const { return closed_.load(); }
+  // The initiator's "address:port" (any thread: set before Start).
+  [[nodiscard]] const std::string& peer() const { return peer_; }
 
  private:
   struct R2tState {
@@ -251,6 +253,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Session admission (set by Login's admit callback).
   std::shared_ptr<Connection> replaced_;
   uint64_t admitted_nexus_ = 0;
+  std::shared_ptr<SessionCounters> counters_;  // the registry's, for the control interface
 
   // Keep-alive.
   std::chrono::steady_clock::time_point last_rx_;

@@ -246,6 +246,11 @@ void Connection::SendScsiResult(const Task& t, ScsiOutcome o, BufferBudget::Char
   const bool underflow = moved < expected;
   const uint32_t residual = overflow ? moved - expected : expected - moved;
   const uint32_t to_send = data_in && t.read ? std::min(moved, t.edtl) : 0;
+  if (counters_) {
+    counters_->commands.fetch_add(1, std::memory_order_relaxed);
+    counters_->bytes_read.fetch_add(to_send, std::memory_order_relaxed);
+    counters_->bytes_written.fetch_add(t.received, std::memory_order_relaxed);
+  }
 
   const bool collapse = o.status == ScsiStatus::kGood && !o.sense;
   uint32_t data_sn = 0;
@@ -387,8 +392,7 @@ void Connection::OnTaskManagement(const Pdu& pdu) {
       if (fn == protocol::TmfFunction::kLogicalUnitReset) {
         lu->Reset(nexus_);
       } else {
-        lu->EstablishUnitAttention(protocol::sense::CommandsClearedByAnotherInitiator(),
-                                   nexus_.id);
+        lu->EstablishUnitAttention(protocol::sense::CommandsClearedByAnotherInitiator(), nexus_.id);
       }
       break;
     case protocol::TmfFunction::kTargetWarmReset:

@@ -62,8 +62,10 @@ std::vector<std::weak_ptr<Connection>> g_live;  // guarded by g_live_mu
 
 }  // namespace
 
-Server::Server(config::Config config)
+Server::Server(config::Config config, std::string config_file, std::string version)
     : config_(std::move(config)),
+      config_file_(std::move(config_file)),
+      version_(std::move(version)),
       buffers_(uint64_t{config_.limits.max_buffer_megabytes} << 20),
       limits_(config_.limits.max_connections_per_address, config_.limits.max_discovery_sessions),
       storage_pool_(config_.io_threads) {
@@ -187,6 +189,17 @@ bool Server::Open() {
     acceptors_.push_back(std::move(acceptor));
   }
   send_buffer_ = FixedSendBuffer();
+  if (const std::string path = config::ControlSocketPath(config_); !path.empty()) {
+    control_ = std::make_unique<ControlServer>(
+        io_, storage_pool_,
+        ControlService::Runtime{&config_, &targets_, &sessions_, config_file_, version_});
+    std::string error;
+    if (!control_->Open(path, &error)) {
+      UNTORN_LOG_ERROR("control interface: ", error);
+      return false;
+    }
+    UNTORN_LOG_INFO("control interface on ", path, " (untornctl --socket ", path, ")");
+  }
   if (!config_.metrics.empty()) {
     config::Portal mp;
     std::string error;
@@ -313,6 +326,7 @@ void Server::Shutdown() {
   boost::system::error_code ec;
   for (auto& a : acceptors_) a->close(ec);
   if (metrics_acceptor_) metrics_acceptor_->close(ec);
+  if (control_) control_->Close();
   {
     std::lock_guard lk(g_live_mu);
     for (auto& w : g_live) {
@@ -344,6 +358,7 @@ int Server::Run() {
   });
   for (auto& a : acceptors_) asio::co_spawn(io_, Accept(*a), asio::detached);
   if (metrics_acceptor_) asio::co_spawn(io_, ServeMetrics(*metrics_acceptor_), asio::detached);
+  if (control_) control_->Start();
   std::vector<std::thread> threads;
   for (auto& n : network_) {
     threads.emplace_back([&n] {

@@ -16,16 +16,19 @@
 #include "config/config.h"
 #include "storage/block_store.h"
 #include "target/asio.h"
+#include "target/control/control_server.h"
 #include "target/iscsi/buffer_budget.h"
-#include "target/metrics.h"
 #include "target/iscsi/server_context.h"
 #include "target/iscsi/target_runtime.h"
+#include "target/metrics.h"
 
 namespace untorn::target {
 
 class Server {
  public:
-  explicit Server(config::Config config);
+  // `config_file` is what --config named (empty: the embedded default), for the control
+  // interface's config.save; `version` is what it reports.
+  explicit Server(config::Config config, std::string config_file = {}, std::string version = {});
   ~Server();
 
   // Opens backing stores and binds the portals; false (with a logged reason) on failure.
@@ -46,6 +49,7 @@ class Server {
   // Declaration order is destruction order in reverse: the io_context (whose pending handlers
   // may own connections) goes before the state connections point into.
   config::Config config_;
+  const std::string config_file_, version_;
   Metrics metrics_;
   SessionRegistry sessions_;
   std::vector<std::unique_ptr<TargetRuntime>> targets_;
@@ -58,6 +62,7 @@ class Server {
   std::vector<std::unique_ptr<boost::asio::io_context>> network_;
   size_t next_network_ = 0;
   boost::asio::thread_pool storage_pool_;
+  std::unique_ptr<ControlServer> control_;  // none when config.control_socket is empty
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::unique_ptr<boost::asio::ip::tcp::acceptor> metrics_acceptor_;
   std::vector<uint16_t> bound_ports_;

@@ -8,11 +8,12 @@ constexpr size_t kMaxRememberedNexuses = 65536;
 }  // namespace
 
 std::optional<SessionRegistry::Admission> SessionRegistry::Admit(
-    const std::string& initiator, uint64_t isid, const std::string& target,
-    const std::string& identity, uint32_t max_sessions, const std::shared_ptr<Connection>& conn,
+    const NewSession& session, uint32_t max_sessions, const std::shared_ptr<Connection>& conn,
     Refusal* why) {
   std::lock_guard lk(mu_);
-  const Key key{initiator, isid, target};
+  const std::string& target = session.target;
+  const std::string& identity = session.identity;
+  const Key key{session.initiator, session.isid, target};
   Admission a;
   uint32_t on_target = 0;
   auto reinstated = sessions_.end();
@@ -22,7 +23,7 @@ std::optional<SessionRegistry::Admission> SessionRegistry::Admit(
       continue;
     }
     if (it->second.key == key) {
-      if (it->second.identity != identity) {
+      if (it->second.session.identity != identity) {
         *why = Refusal::kOtherIdentity;
         return std::nullopt;
       }
@@ -54,7 +55,8 @@ std::optional<SessionRegistry::Admission> SessionRegistry::Admit(
     a.tsih = next_tsih_++;
     if (next_tsih_ == 0) next_tsih_ = 1;
   } while (a.tsih == 0 || sessions_.count(a.tsih) != 0);
-  sessions_[a.tsih] = Entry{key, identity, conn};
+  a.counters = std::make_shared<SessionCounters>();
+  sessions_[a.tsih] = Entry{key, session, std::chrono::system_clock::now(), a.counters, conn};
   *why = Refusal::kNone;
   return a;
 }
@@ -64,7 +66,7 @@ bool SessionRegistry::Has(uint16_t tsih, const std::string& initiator, uint64_t 
   std::lock_guard lk(mu_);
   auto it = sessions_.find(tsih);
   return it != sessions_.end() && !it->second.conn.expired() &&
-         it->second.key == Key{initiator, isid, target} && it->second.identity == identity;
+         it->second.key == Key{initiator, isid, target} && it->second.session.identity == identity;
 }
 
 bool SessionRegistry::Remove(uint16_t tsih, const Connection* conn) {
@@ -82,6 +84,15 @@ std::vector<std::shared_ptr<Connection>> SessionRegistry::All() {
   std::vector<std::shared_ptr<Connection>> out;
   for (auto& [t, e] : sessions_) {
     if (auto c = e.conn.lock()) out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::vector<SessionInfo> SessionRegistry::List() {
+  std::lock_guard lk(mu_);
+  std::vector<SessionInfo> out;
+  for (auto& [tsih, e] : sessions_) {
+    if (auto c = e.conn.lock()) out.push_back({tsih, e.session, e.since, e.counters, std::move(c)});
   }
   return out;
 }

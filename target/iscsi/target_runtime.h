@@ -3,6 +3,8 @@
 // session limits and stable I_T nexus ids). Thread-safe where stated.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -37,6 +39,32 @@ struct TargetRuntime {
   }
 };
 
+// What a session did, counted by its connection (relaxed atomics: read for the control
+// interface while the connection runs).
+struct SessionCounters {
+  std::atomic<uint64_t> commands{0};       // SCSI commands answered
+  std::atomic<uint64_t> bytes_read{0};     // data-in sent to the initiator
+  std::atomic<uint64_t> bytes_written{0};  // data-out received from it
+};
+
+// A login asking to become a session.
+struct NewSession {
+  std::string initiator;
+  uint64_t isid = 0;
+  std::string target;
+  std::string identity;  // Login::auth_identity
+  std::string peer;      // "address:port" of the initiator
+};
+
+// A live session as the control interface lists it.
+struct SessionInfo {
+  uint16_t tsih = 0;
+  NewSession session;
+  std::chrono::system_clock::time_point since;
+  std::shared_ptr<const SessionCounters> counters;
+  std::shared_ptr<Connection> conn;
+};
+
 // Live sessions, keyed by (InitiatorName, ISID, TargetName), each with the identity that
 // authenticated it (Login::auth_identity). Thread-safe.
 class SessionRegistry {
@@ -45,6 +73,7 @@ class SessionRegistry {
     uint16_t tsih = 0;
     uint64_t nexus_id = 0;
     std::shared_ptr<Connection> replaced;  // session being reinstated, to be stopped
+    std::shared_ptr<SessionCounters> counters;
   };
   enum class Refusal { kNone, kTooManySessions, kOtherIdentity };
   // Registers a new session for `conn`; reinstates (replaces) a live one with the same key if
@@ -52,9 +81,7 @@ class SessionRegistry {
   // max_sessions sessions, or when a live session with this key belongs to another identity.
   // The I_T nexus id (which persistent reservations key on) is kept across sessions of one
   // identity only: another identity under the same key gets a new one.
-  [[nodiscard]] std::optional<Admission> Admit(const std::string& initiator, uint64_t isid,
-                                               const std::string& target,
-                                               const std::string& identity, uint32_t max_sessions,
+  [[nodiscard]] std::optional<Admission> Admit(const NewSession& s, uint32_t max_sessions,
                                                const std::shared_ptr<Connection>& conn,
                                                Refusal* why);
   // Whether a live session with this TSIH belongs to (initiator, ISID, target) and `identity`:
@@ -64,13 +91,17 @@ class SessionRegistry {
   // Removes the session if `conn` still owns it; false if another connection took it over.
   bool Remove(uint16_t tsih, const Connection* conn);
   [[nodiscard]] std::vector<std::shared_ptr<Connection>> All();
+  // The live sessions, by TSIH.
+  [[nodiscard]] std::vector<SessionInfo> List();
   [[nodiscard]] size_t size();
 
  private:
   using Key = std::tuple<std::string, uint64_t, std::string>;
   struct Entry {
     Key key;
-    std::string identity;
+    NewSession session;
+    std::chrono::system_clock::time_point since;
+    std::shared_ptr<SessionCounters> counters;
     std::weak_ptr<Connection> conn;
   };
   struct Nexus {

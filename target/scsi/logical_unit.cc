@@ -231,7 +231,12 @@ storage::Status LogicalUnit::Resize(uint64_t bytes, bool allow_shrink) {
     return storage::Status::Error(storage::Status::Code::kInvalid,
                                   "shrinking from " + std::to_string(now) + " to " +
                                       std::to_string(bytes) +
-                                      " bytes loses the data past the new end; force it to");
+                                      " bytes loses the data past the new end: ask with force");
+  }
+  if (disk_.atomic.alignment > 1 && (bytes / disk_.block_size) % disk_.atomic.alignment != 0) {
+    return storage::Status::Error(storage::Status::Code::kInvalid,
+                                  "the block count must stay a multiple of the atomic alignment " +
+                                      std::to_string(disk_.atomic.alignment));
   }
   if (bytes == now) return storage::Status::Ok();
   // The capacity commands are checked against is never larger than the store: it goes down

@@ -188,3 +188,40 @@ TEST(Config, HostPortParsing) {
 
 }  // namespace
 }  // namespace untorn::config
+
+namespace untorn::config {
+namespace {
+
+// ToJson writes what Parse reads back to the same configuration (what `config save` relies on).
+TEST(Config, ToJsonRoundTrips) {
+  const std::string rich = R"({"portals":[{"listen":"127.0.0.1:3260","advertise":"10.0.0.1:3260"},
+      {"listen":"[::1]:3261"}],
+    "data_dir":"/var/lib/untorn","metrics":"127.0.0.1:9100","log_level":"debug","io_threads":8,
+    "control_socket":"/run/untorn/ctl.sock",
+    "limits":{"max_connections":32,"nop_interval_seconds":0,"max_burst_length":65536,
+              "first_burst_length":16384},
+    "targets":[{"iqn":"iqn.2026-11.org.untorn:a","alias":"a",
+      "chap":{"username":"u","secret":"target-secret-1"},
+      "mutual_chap":{"username":"t","secret":"target-secret-2"},
+      "allowed_initiators":["iqn.x"],
+      "acls":[{"initiator":"iqn.y","chap":{"username":"y","secret":"y-own-secret"}}],
+      "luns":[{"id":3,"backing_file":"a.img","size":"64MiB","block_size":4096,
+               "physical_block_size":4096,"write_cache":false,"thin":false,"serial":"s1",
+               "max_transfer_length":256,
+               "journal_size":"16MiB","atomic":{"max_transfer_length":64,"alignment":1,
+               "granularity":1}}]}]})";
+  for (const std::string_view text : {std::string_view(rich), EmbeddedDefault()}) {
+    Config a, b;
+    std::string error;
+    ASSERT_TRUE(Parse(text, &a, &error)) << error;
+    const std::string once = ToJson(a);
+    ASSERT_TRUE(Parse(once, &b, &error)) << error << "\n" << once;
+    EXPECT_EQ(ToJson(b), once);
+    EXPECT_EQ(b.targets[0].luns[0].size, a.targets[0].luns[0].size);
+    EXPECT_EQ(b.targets[0].acls.size(), a.targets[0].acls.size());
+    EXPECT_EQ(b.control_socket, a.control_socket);
+  }
+}
+
+}  // namespace
+}  // namespace untorn::config

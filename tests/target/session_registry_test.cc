@@ -1,8 +1,8 @@
 // SessionRegistry: who may reinstate a live session, and which I_T nexus (and so which
 // persistent reservations) a new session of an initiator port takes over.
-#include "target/iscsi/target_runtime.h"
-
 #include <gtest/gtest.h>
+
+#include "target/iscsi/target_runtime.h"
 
 namespace untorn::target {
 namespace {
@@ -22,18 +22,21 @@ TEST(SessionRegistry, OnlyTheSameIdentityReinstatesALiveSession) {
   SessionRegistry r;
   std::vector<std::shared_ptr<int>> owners;
   SessionRegistry::Refusal why{};
-  const auto first = r.Admit(kInitiator, kIsid, kTarget, "alice", 8, StandIn(&owners), &why);
+  const auto first =
+      r.Admit({kInitiator, kIsid, kTarget, "alice", "127.0.0.1:1"}, 8, StandIn(&owners), &why);
   ASSERT_TRUE(first);
   EXPECT_EQ(first->replaced.use_count(), 0);
   EXPECT_TRUE(r.Has(first->tsih, kInitiator, kIsid, kTarget, "alice"));
   EXPECT_FALSE(r.Has(first->tsih, kInitiator, kIsid, kTarget, "mallory"));
 
-  const auto other = r.Admit(kInitiator, kIsid, kTarget, "mallory", 8, StandIn(&owners), &why);
+  const auto other =
+      r.Admit({kInitiator, kIsid, kTarget, "mallory", "127.0.0.1:1"}, 8, StandIn(&owners), &why);
   EXPECT_FALSE(other);
   EXPECT_EQ(why, SessionRegistry::Refusal::kOtherIdentity);
   EXPECT_TRUE(r.Has(first->tsih, kInitiator, kIsid, kTarget, "alice")) << "session taken over";
 
-  const auto again = r.Admit(kInitiator, kIsid, kTarget, "alice", 8, StandIn(&owners), &why);
+  const auto again =
+      r.Admit({kInitiator, kIsid, kTarget, "alice", "127.0.0.1:1"}, 8, StandIn(&owners), &why);
   ASSERT_TRUE(again);
   EXPECT_GT(again->replaced.use_count(), 0) << "the same identity reinstates";
   EXPECT_EQ(again->nexus_id, first->nexus_id) << "and keeps the nexus (its reservations)";
@@ -44,10 +47,12 @@ TEST(SessionRegistry, AnotherIdentityAfterTheSessionEndedGetsANewNexus) {
   SessionRegistry r;
   std::vector<std::shared_ptr<int>> owners;
   SessionRegistry::Refusal why{};
-  const auto first = r.Admit(kInitiator, kIsid, kTarget, "alice", 8, StandIn(&owners), &why);
+  const auto first =
+      r.Admit({kInitiator, kIsid, kTarget, "alice", "127.0.0.1:1"}, 8, StandIn(&owners), &why);
   ASSERT_TRUE(first);
   owners.clear();  // the session's connection is gone
-  const auto other = r.Admit(kInitiator, kIsid, kTarget, "mallory", 8, StandIn(&owners), &why);
+  const auto other =
+      r.Admit({kInitiator, kIsid, kTarget, "mallory", "127.0.0.1:1"}, 8, StandIn(&owners), &why);
   ASSERT_TRUE(other);
   EXPECT_EQ(other->replaced.use_count(), 0);
   EXPECT_NE(other->nexus_id, first->nexus_id) << "another identity inherited the nexus";
@@ -57,13 +62,14 @@ TEST(SessionRegistry, SessionsPerTargetAreCapped) {
   SessionRegistry r;
   std::vector<std::shared_ptr<int>> owners;
   SessionRegistry::Refusal why{};
-  ASSERT_TRUE(r.Admit(kInitiator, 1, kTarget, "", 2, StandIn(&owners), &why));
-  ASSERT_TRUE(r.Admit(kInitiator, 2, kTarget, "", 2, StandIn(&owners), &why));
-  EXPECT_FALSE(r.Admit(kInitiator, 3, kTarget, "", 2, StandIn(&owners), &why));
+  ASSERT_TRUE(r.Admit({kInitiator, 1, kTarget, "", "127.0.0.1:1"}, 2, StandIn(&owners), &why));
+  ASSERT_TRUE(r.Admit({kInitiator, 2, kTarget, "", "127.0.0.1:1"}, 2, StandIn(&owners), &why));
+  EXPECT_FALSE(r.Admit({kInitiator, 3, kTarget, "", "127.0.0.1:1"}, 2, StandIn(&owners), &why));
   EXPECT_EQ(why, SessionRegistry::Refusal::kTooManySessions);
-  EXPECT_TRUE(r.Admit(kInitiator, 2, kTarget, "", 2, StandIn(&owners), &why))
+  EXPECT_TRUE(r.Admit({kInitiator, 2, kTarget, "", "127.0.0.1:1"}, 2, StandIn(&owners), &why))
       << "a reinstatement does not count against the cap";
-  EXPECT_TRUE(r.Admit(kInitiator, 3, "iqn.2026-11.org.untorn:u", "", 2, StandIn(&owners), &why));
+  EXPECT_TRUE(r.Admit({kInitiator, 3, "iqn.2026-11.org.untorn:u", "", "127.0.0.1:1"}, 2,
+                      StandIn(&owners), &why));
 }
 
 }  // namespace

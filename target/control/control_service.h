@@ -1,0 +1,43 @@
+// The control interface's methods: JSON-RPC 2.0 requests (https://www.jsonrpc.org/specification)
+// in, responses out, over what the server lends it. No sockets here (control_server.h carries
+// the bytes), so every method is reachable from a test with a string.
+//
+// Methods (docs/control.md): status, session.list, session.drop, lun.resize, config.save.
+// Errors are JSON-RPC errors; those about a parameter carry {"field": "params.x", "reason": …}
+// in their data, so a client can say which argument was wrong.
+//
+// Threads: Handle may be called from any thread; calls are serialized by a mutex (a resize
+// blocks while the LUN's I/O drains, so the server calls it off its network threads).
+#pragma once
+
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "target/iscsi/target_runtime.h"
+
+namespace untorn::target {
+
+class ControlService {
+ public:
+  struct Runtime {
+    config::Config* config = nullptr;  // the running configuration (resize updates it)
+    std::vector<std::unique_ptr<TargetRuntime>>* targets = nullptr;
+    SessionRegistry* sessions = nullptr;
+    std::string config_file;  // what --config named; empty: the embedded default
+    std::string version;
+  };
+  explicit ControlService(Runtime rt) : rt_(std::move(rt)) {}
+
+  // One request (or batch) as JSON text; the response as one line of JSON, or empty when the
+  // request was only notifications.
+  [[nodiscard]] std::string Handle(std::string_view request);
+
+ private:
+  std::mutex mu_;  // one request at a time
+  Runtime rt_;     // guarded by mu_ (the config it points to is changed only here)
+};
+
+}  // namespace untorn::target

@@ -1,0 +1,236 @@
+// The control interface against a live untornd, over its real UNIX socket: every method, bad
+// input answered with a JSON-RPC error naming the field, and the daemon (and an iSCSI session
+// beside it) unaffected.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "raw_test_util.h"
+
+namespace untorn::testing {
+namespace {
+
+using json = nlohmann::json;
+
+// One connection to the control socket; requests are lines, answers are lines.
+class ControlClient {
+ public:
+  explicit ControlClient(const UntorndProcess& d) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const std::string path = d.dir() + "/data/untornd.sock";
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+    timeval tv{10, 0};  // a missing answer fails the test instead of hanging it
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~ControlClient() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  [[nodiscard]] bool connected() const { return fd_ >= 0; }
+
+  bool SendLine(const std::string& line) {
+    const std::string text = line + "\n";
+    return ::send(fd_, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
+  }
+  // The next answer line parsed, or null (connection closed, timeout).
+  json ReadLine() {
+    while (buffer_.find('\n') == std::string::npos) {
+      char buf[65536];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return nullptr;
+      buffer_.append(buf, static_cast<size_t>(n));
+    }
+    const size_t nl = buffer_.find('\n');
+    const std::string line = buffer_.substr(0, nl);
+    buffer_.erase(0, nl + 1);
+    return json::parse(line, nullptr, false);
+  }
+  json Call(const std::string& method, const json& params = json::object()) {
+    SendLine(
+        json{{"jsonrpc", "2.0"}, {"method", method}, {"params", params}, {"id", ++id_}}.dump());
+    return ReadLine();
+  }
+
+ private:
+  int fd_ = -1;
+  int id_ = 0;
+  std::string buffer_;
+};
+
+// The error's code and data.field, "" when the answer is not an error.
+std::pair<int, std::string> ErrorOf(const json& r) {
+  if (!r.is_object() || !r.contains("error")) return {0, ""};
+  const json& e = r["error"];
+  return {e.value("code", 0), e.contains("data") ? e["data"].value("field", "") : ""};
+}
+
+TEST(Control, StatusDescribesLunsAndSessions) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander session(d);
+  ASSERT_EQ(session.WriteStatus(8, 0x5a), 0);
+  ControlClient c(d);
+  ASSERT_TRUE(c.connected());
+  const json r = c.Call("status");
+  ASSERT_TRUE(r.contains("result")) << r.dump();
+  const json& s = r["result"];
+  ASSERT_EQ(s["targets"].size(), 1u);
+  const json& lun = s["targets"][0]["luns"][0];
+  EXPECT_EQ(lun["size"], 64u << 20);
+  EXPECT_EQ(lun["block_size"], 512);
+  EXPECT_EQ(lun["store"], "journaled");
+  EXPECT_GT(lun["journal"]["size_bytes"].get<uint64_t>(), 0u);
+  EXPECT_EQ(lun["write_cache"], true);
+  EXPECT_EQ(lun["atomic"]["linux_unit_max_bytes"], 512 * 1024);
+  EXPECT_EQ(s["portals"][0]["port"], d.port());
+  ASSERT_EQ(s["sessions"].size(), 1u);
+  const json& ses = s["sessions"][0];
+  EXPECT_EQ(ses["initiator"], "iqn.2026-11.org.untorn:bystander");
+  EXPECT_EQ(ses["target"], kTargetIqn);
+  EXPECT_NE(ses["address"].get<std::string>().find("127.0.0.1:"), std::string::npos);
+  EXPECT_GE(ses["commands"].get<uint64_t>(), 1u);
+  EXPECT_EQ(ses["bytes_written"], 8 * 512);
+  EXPECT_EQ(c.Call("session.list")["result"]["sessions"].size(), 1u);
+}
+
+TEST(Control, BadRequestsAreAnsweredWithTheFieldAndChangeNothing) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander session(d);
+  ControlClient c(d);
+  ASSERT_TRUE(c.connected());
+  EXPECT_EQ(ErrorOf(c.Call("no.such.method")).first, -32601);
+  EXPECT_EQ(ErrorOf(c.Call("lun.resize", {{"target", kTargetIqn}, {"lun", "0"}, {"size", "1GiB"}})),
+            std::make_pair(-32602, std::string("params.lun")));
+  EXPECT_EQ(ErrorOf(c.Call("lun.resize", {{"target", kTargetIqn}, {"lun", 7}, {"size", "1GiB"}})),
+            std::make_pair(-32602, std::string("params.lun")));
+  EXPECT_EQ(ErrorOf(c.Call("lun.resize", {{"target", "iqn.nope"}, {"lun", 0}, {"size", 1}})),
+            std::make_pair(-32602, std::string("params.target")));
+  EXPECT_EQ(ErrorOf(c.Call("lun.resize", {{"target", kTargetIqn}, {"lun", 0}, {"size", true}})),
+            std::make_pair(-32602, std::string("params.size")));
+  EXPECT_EQ(ErrorOf(c.Call("lun.resize", {{"target", kTargetIqn}, {"lun", 0}, {"size", "12XB"}})),
+            std::make_pair(-32602, std::string("params.size")));
+  EXPECT_EQ(ErrorOf(c.Call("lun.resize", {{"target", kTargetIqn}, {"lun", 0}, {"size", "1MiB"}})),
+            std::make_pair(-32602, std::string("params.size")))
+      << "a shrink without force";
+  EXPECT_EQ(
+      ErrorOf(c.Call("lun.resize", {{"target", kTargetIqn}, {"lun", 0}, {"size", 1}, {"x", 1}})),
+      std::make_pair(-32602, std::string("params.x")));
+  EXPECT_EQ(ErrorOf(c.Call("session.drop", {{"tsih", 999}})),
+            std::make_pair(-32602, std::string("params.tsih")));
+  EXPECT_EQ(ErrorOf(c.Call("status", json::array({1}))).first, -32602);
+  // Not JSON; not a request; a batch; a notification (no answer: the next line is the status).
+  c.SendLine("{not json");
+  EXPECT_EQ(ErrorOf(c.ReadLine()).first, -32700);
+  c.SendLine(R"({"jsonrpc":"1.0","method":"status","id":5})");
+  EXPECT_EQ(ErrorOf(c.ReadLine()), std::make_pair(-32600, std::string("jsonrpc")));
+  c.SendLine(
+      R"([{"jsonrpc":"2.0","method":"session.list","id":1},{"jsonrpc":"2.0","method":"x","id":2}])");
+  const json batch = c.ReadLine();
+  ASSERT_TRUE(batch.is_array()) << batch.dump();
+  EXPECT_EQ(batch.size(), 2u);
+  c.SendLine(R"({"jsonrpc":"2.0","method":"session.list"})");
+  c.SendLine(R"({"jsonrpc":"2.0","method":"status","id":"after"})");
+  const json after = c.ReadLine();
+  EXPECT_EQ(after.value("id", ""), "after") << after.dump();
+  // The LUN is as it was, the session works, and a line over 1 MiB ends only that client.
+  EXPECT_EQ(c.Call("status")["result"]["targets"][0]["luns"][0]["size"], 64u << 20);
+  EXPECT_TRUE(session.Works());
+  c.SendLine(std::string(2 << 20, ' '));
+  EXPECT_EQ(ErrorOf(c.ReadLine()).first, -32600);
+  ControlClient again(d);
+  EXPECT_TRUE(again.Call("status").contains("result"));
+  EXPECT_TRUE(session.Works());
+}
+
+// A resize under a logged-in session: the unit attention, the new capacity, the data.
+TEST(Control, LunResizeUnderASession) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  std::string error;
+  Context s = Login(d.portal(), kTargetIqn, {}, &error);
+  ASSERT_TRUE(s) << error;
+  for (int i = 0; i < 4; ++i) {  // the POWER ON unit attention of a new nexus
+    Task t(iscsi_testunitready_sync(s.get(), 0));
+    if (t && t->status == SCSI_STATUS_GOOD) break;
+  }
+  std::vector<uint8_t> data(4096, 0x6b);
+  {
+    Task w(iscsi_write16_sync(s.get(), 0, 100, data.data(), 4096, 512, 0, 0, 0, 0, 0));
+    ASSERT_TRUE(w && w->status == SCSI_STATUS_GOOD);
+  }
+  ControlClient c(d);
+  const json r = c.Call("lun.resize", {{"target", kTargetIqn}, {"lun", 0}, {"size", "128MiB"}});
+  ASSERT_TRUE(r.contains("result")) << r.dump();
+  EXPECT_EQ(r["result"]["size"], 128u << 20);
+  {
+    Task t(iscsi_testunitready_sync(s.get(), 0));
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->status, SCSI_STATUS_CHECK_CONDITION);
+    EXPECT_EQ(t->sense.key, SCSI_SENSE_UNIT_ATTENTION);
+    EXPECT_EQ(t->sense.ascq, 0x2a09);  // CAPACITY DATA HAS CHANGED
+  }
+  {
+    Task t(iscsi_readcapacity16_sync(s.get(), 0));
+    ASSERT_TRUE(t && t->status == SCSI_STATUS_GOOD);
+    auto* rc = static_cast<scsi_readcapacity16*>(scsi_datain_unmarshall(t.get()));
+    ASSERT_NE(rc, nullptr);
+    EXPECT_EQ(rc->returned_lba, (128u << 20) / 512 - 1);
+  }
+  {
+    Task r2(iscsi_read16_sync(s.get(), 0, 100, 4096, 512, 0, 0, 0, 0, 0));
+    ASSERT_TRUE(r2 && r2->status == SCSI_STATUS_GOOD);
+    EXPECT_EQ(std::vector<uint8_t>(r2->datain.data, r2->datain.data + r2->datain.size), data);
+    Task w(iscsi_write16_sync(s.get(), 0, (128u << 20) / 512 - 8, data.data(), 4096, 512, 0, 0, 0,
+                              0, 0));
+    ASSERT_TRUE(w);
+    EXPECT_EQ(w->status, SCSI_STATUS_GOOD) << "a write to the new end";
+  }
+  // Saved, the running configuration starts the daemon again at the new size.
+  const json saved = c.Call("config.save");
+  ASSERT_TRUE(saved.contains("result")) << saved.dump();
+  s.reset();
+  ASSERT_EQ(d.Stop(), 0);
+  ASSERT_TRUE(d.Restart()) << d.Log();
+  ControlClient after(d);
+  EXPECT_EQ(after.Call("status")["result"]["targets"][0]["luns"][0]["size"], 128u << 20);
+}
+
+TEST(Control, SessionDropEndsTheSession) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  Bystander bystander(d);
+  RawClient raw(d.port());
+  ASSERT_TRUE(raw.Login(kTargetIqn, {}));
+  ControlClient c(d);
+  uint64_t tsih = 0;
+  const json list = c.Call("session.list");
+  for (const auto& s : list["result"]["sessions"]) {
+    if (s["initiator"] == "iqn.2026-11.org.untorn:raw") tsih = s["tsih"].get<uint64_t>();
+  }
+  ASSERT_NE(tsih, 0u) << list.dump();
+  const json r = c.Call("session.drop", {{"tsih", tsih}});
+  ASSERT_TRUE(r.contains("result")) << r.dump();
+  EXPECT_TRUE(raw.ClosedWithin(5000));
+  EXPECT_TRUE(bystander.Works());
+  // The registry lets the session go once its connection has closed (polled, bounded).
+  size_t left = 2;
+  for (int i = 0; i < 100 && left != 1; ++i) {
+    left = c.Call("session.list")["result"]["sessions"].size();
+    if (left != 1) ::usleep(20000);
+  }
+  EXPECT_EQ(left, 1u);
+}
+
+}  // namespace
+}  // namespace untorn::testing
