@@ -232,5 +232,34 @@ TEST(Control, SessionDropEndsTheSession) {
   EXPECT_EQ(left, 1u);
 }
 
+// At most 16 control clients: the 17th is closed unanswered, and a slot that frees is taken
+// again. A second daemon does not take over a socket a live one answers on.
+TEST(Control, ClientsAreCappedAndALiveSocketIsNotTakenOver) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  std::vector<std::unique_ptr<ControlClient>> clients;
+  for (int i = 0; i < 16; ++i) {
+    clients.push_back(std::make_unique<ControlClient>(d));
+    ASSERT_TRUE(clients.back()->Call("session.list").contains("result")) << i;
+  }
+  {
+    ControlClient extra(d);
+    EXPECT_TRUE(extra.Call("session.list").is_null()) << "a 17th client was served";
+  }
+  clients.pop_back();
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {  // the slot frees when the server sees the close
+    ControlClient again(d);
+    served = again.Call("session.list").contains("result");
+    if (!served) ::usleep(20000);
+  }
+  EXPECT_TRUE(served);
+
+  UntorndProcess second(DefaultConfig(), {"--control-socket", d.dir() + "/data/untornd.sock"});
+  EXPECT_FALSE(second.ok());
+  EXPECT_NE(second.Log().find("another untornd answers"), std::string::npos) << second.Log();
+  EXPECT_TRUE(clients.front()->Call("status").contains("result"));
+}
+
 }  // namespace
 }  // namespace untorn::testing
