@@ -35,8 +35,9 @@ options:
   --version             print the version
 )";
 
+// Bad usage: one line saying why, and where to look; exit status 2.
 int Usage(const char* error) {
-  std::fprintf(stderr, "untornd: %s\n\n%s", error, kUsage);
+  std::fprintf(stderr, "untornd: %s\nTry 'untornd --help'.\n", error);
   return 2;
 }
 

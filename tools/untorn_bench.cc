@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "tools/cli.h"
 #include "tools/client.h"
 
 namespace {
@@ -249,24 +250,29 @@ bool ParseMix(const std::string& text, uint32_t weights[3]) {
   return true;
 }
 
-int Usage() {
-  std::fprintf(
-      stderr,
-      "usage: untorn-bench URL [options]\n"
-      "  URL               iscsi://[user[%%secret]@]host[:port]/target-iqn/lun\n"
-      "  --mix SPEC        weights of read, write (WRITE(16)) and atomic (WRITE ATOMIC(16)),\n"
-      "                    e.g. read=70,write=30 (default read=100)\n"
-      "  --bs SIZE         bytes per command, a multiple of the block size (default 4k)\n"
-      "  --qd N            commands in flight in all (default 32)\n"
-      "  --sessions N      sessions (threads) sharing the queue depth (default 1)\n"
-      "  --seq             sequential (each session its own stream); default random\n"
-      "  --fua             FUA on writes and atomic writes\n"
-      "  --seconds S       measured time (default 10), after --ramp S (default 1)\n"
-      "  --range SIZE      keep I/O within the first SIZE bytes (default the whole LUN)\n"
-      "  --json            print the result as one JSON object\n"
-      "  --initiator IQN   initiator name prefix (\":N\" is appended per session)\n"
-      "A progress line is shown on a terminal. Exit status 1 if any command failed.\n");
-  return 2;
+constexpr const char* kUsage =
+    "usage: untorn-bench URL [options]\n"
+    "  URL               iscsi://[user[%secret]@]host[:port]/target-iqn/lun\n"
+    "  --mix SPEC        weights of read, write (WRITE(16)) and atomic (WRITE ATOMIC(16)),\n"
+    "                    e.g. read=70,write=30 (default read=100)\n"
+    "  --bs SIZE         bytes per command, a multiple of the block size (default 4k)\n"
+    "  --qd N            commands in flight in all (default 32)\n"
+    "  --sessions N      sessions (threads) sharing the queue depth (default 1)\n"
+    "  --seq             sequential (each session its own stream); default random\n"
+    "  --fua             FUA on writes and atomic writes\n"
+    "  --seconds S       measured time (default 10), after --ramp S (default 1)\n"
+    "  --range SIZE      keep I/O within the first SIZE bytes (default the whole LUN)\n"
+    "  --json            print the result as one JSON object\n"
+    "  --initiator IQN   initiator name prefix (\":N\" is appended per session)\n"
+    "A progress line is shown on a terminal. Exit status 1 if any command failed.\n";
+
+// Bad usage: the reason on one line (if not said already), then where to look; exit 2.
+int Usage(const std::string& why = {}) {
+  if (why.empty()) {
+    std::fprintf(stderr, "Try 'untorn-bench --help'.\n");
+    return 2;
+  }
+  return untorn::tools::BadUsage("untorn-bench", why);
 }
 
 bool ParseWorkload(int argc, char** argv, Workload* w) {
@@ -286,7 +292,7 @@ bool ParseWorkload(int argc, char** argv, Workload* w) {
                                     {"initiator", true}},
                                    &o, &error) ||
       o.positional.size() != 1) {
-    if (!error.empty()) std::fprintf(stderr, "untorn-bench: %s\n", error.c_str());
+    std::fprintf(stderr, "untorn-bench: %s\n", error.empty() ? "needs one URL" : error.c_str());
     return false;
   }
   w->url = o.positional[0];
@@ -324,6 +330,7 @@ bool ParseWorkload(int argc, char** argv, Workload* w) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (int rc = untorn::tools::HelpOrVersion(argc, argv, "untorn-bench", kUsage); rc >= 0) return rc;
   Workload w;
   if (!ParseWorkload(argc, argv, &w)) return Usage();
 

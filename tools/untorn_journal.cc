@@ -11,6 +11,7 @@
 #include "storage/journal_format.h"
 #include "storage/journal_scan.h"
 #include "storage/journaled_store.h"
+#include "tools/cli.h"
 
 namespace {
 
@@ -18,13 +19,16 @@ using untorn::storage::File;
 using untorn::storage::JournaledStore;
 namespace journal = untorn::storage::journal;
 
-int Usage() {
-  std::fprintf(stderr,
-               "usage: untorn-journal dump DATA_FILE\n"
-               "       untorn-journal check DATA_FILE\n"
-               "       untorn-journal recover DATA_FILE --size BYTES [--block-size N]\n");
-  return 2;
-}
+constexpr const char* kUsage =
+    "usage: untorn-journal dump DATA_FILE\n"
+    "       untorn-journal check DATA_FILE\n"
+    "       untorn-journal recover DATA_FILE [--size BYTES] [--block-size N]\n"
+    "\n"
+    "Inspects (dump: every record; check: a summary) or recovers (replays into the data file)\n"
+    "the journal beside a journaled LUN's DATA_FILE. recover takes the size from the\n"
+    "superblock when --size is not given.\n";
+
+int Usage(const std::string& why) { return untorn::tools::BadUsage("untorn-journal", why); }
 
 bool ReadSuper(const std::string& data, journal::Superblock* sb, std::string* why) {
   auto* fs = untorn::storage::PosixFileSystem();
@@ -76,7 +80,10 @@ uint64_t Scan(const std::string& data, const journal::Superblock& sb, bool print
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3) return Usage();
+  if (int rc = untorn::tools::HelpOrVersion(argc, argv, "untorn-journal", kUsage); rc >= 0) {
+    return rc;
+  }
+  if (argc < 3) return Usage("needs a command and a DATA_FILE");
   const std::string cmd = argv[1], data = argv[2];
   if (cmd == "dump" || cmd == "check") {
     journal::Superblock sb;
@@ -108,7 +115,7 @@ int main(int argc, char** argv) {
       else if (std::strcmp(argv[i], "--block-size") == 0)
         block = static_cast<uint32_t>(std::strtoul(argv[i + 1], nullptr, 0));
       else
-        return Usage();
+        return Usage(std::string("unknown option ") + argv[i]);
     }
     journal::Superblock sb;
     std::string why;
@@ -116,7 +123,7 @@ int main(int argc, char** argv) {
       size = sb.lun_size;
       block = sb.block_size;
     }
-    if (size == 0) return Usage();
+    if (size == 0) return Usage("no superblock to take the size from: give --size");
     JournaledStore::Options o;
     o.data_path = data;
     o.size_bytes = size;
@@ -138,5 +145,5 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(r.epoch));
     return 0;
   }
-  return Usage();
+  return Usage("unknown command " + cmd);
 }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "tools/cli.h"
 #include "tools/client.h"
 
 namespace {
@@ -48,24 +49,31 @@ uint64_t LinuxUnitLimit(uint32_t block_size) {
   return std::bit_floor(std::min(bio, hw));
 }
 
-int Usage() {
-  std::fprintf(stderr,
-               "usage: untorn-limits [--initiator IQN] "
-               "iscsi://[user[%%secret]@]host[:port]/target-iqn/lun\n"
-               "Shows the LUN's Block Limits VPD page (B0h) atomic fields and the atomic write\n"
-               "units a Linux 6.11+ initiator (sd over iscsi_tcp, x86-64) derives from them.\n");
-  return 2;
+constexpr const char* kUsage =
+    "usage: untorn-limits [--initiator IQN] "
+    "iscsi://[user[%secret]@]host[:port]/target-iqn/lun\n"
+    "Shows the LUN's Block Limits VPD page (B0h) atomic fields and the atomic write\n"
+    "units a Linux 6.11+ initiator (sd over iscsi_tcp, x86-64) derives from them.\n";
+
+// Bad usage: the reason on one line (if not said already), then where to look; exit 2.
+int Usage(const std::string& why = {}) {
+  if (why.empty()) {
+    std::fprintf(stderr, "Try 'untorn-limits --help'.\n");
+    return 2;
+  }
+  return untorn::tools::BadUsage("untorn-limits", why);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (int rc = untorn::tools::HelpOrVersion(argc, argv, "untorn-limits", kUsage); rc >= 0)
+    return rc;
   untorn::tools::Options opt;
   if (!untorn::tools::ParseCommandLine("untorn-limits", argc, argv,
                                        {{"initiator", true}, {"help", false}}, 1, &opt)) {
     return Usage();
   }
-  if (opt.Has("help")) return Usage(), 0;
   const std::string url = opt.positional[0];
   auto session = untorn::tools::ConnectFromOptions("untorn-limits", opt);
   if (!session) return 1;

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "tools/cli.h"
 #include "tools/client.h"
 
 namespace {
@@ -139,16 +140,23 @@ int SettleFds(int pid, int fds) {
   return now;
 }
 
-int Usage() {
-  std::fprintf(stderr,
-               "usage: untorn-soak URL --pid PID [--seconds 60] [--threads 8] "
-               "[--rss-slack-mib 32]\n");
-  return 2;
+constexpr const char* kUsage =
+    "usage: untorn-soak URL --pid PID [--seconds 60] [--threads 8] "
+    "[--rss-slack-mib 32]\n";
+
+// Bad usage: the reason on one line (if not said already), then where to look; exit 2.
+int Usage(const std::string& why = {}) {
+  if (why.empty()) {
+    std::fprintf(stderr, "Try 'untorn-soak --help'.\n");
+    return 2;
+  }
+  return untorn::tools::BadUsage("untorn-soak", why);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (int rc = untorn::tools::HelpOrVersion(argc, argv, "untorn-soak", kUsage); rc >= 0) return rc;
   untorn::tools::Options o;
   std::string error;
   if (!untorn::tools::ParseOptions(
@@ -156,8 +164,8 @@ int main(int argc, char** argv) {
           {{"pid", true}, {"seconds", true}, {"threads", true}, {"rss-slack-mib", true}}, &o,
           &error) ||
       o.positional.size() != 1 || !o.Has("pid")) {
-    if (!error.empty()) std::fprintf(stderr, "untorn-soak: %s\n", error.c_str());
-    return Usage();
+    if (error.empty()) error = o.positional.size() != 1 ? "needs one URL" : "--pid is required";
+    return Usage(error);
   }
   const int pid = std::stoi(o.Get("pid"));
   const double seconds = std::stod(o.Get("seconds", "60"));

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "storage/journaled_store.h"
+#include "tools/cli.h"
 
 namespace {
 
@@ -108,22 +109,31 @@ bool Prefill(const std::string& path) {
   return ok;
 }
 
-int Usage() {
-  std::fprintf(stderr,
-               "usage: untorn-store-bench [--dir DIR] [--seconds S] [--bs BYTES] [--size BYTES]\n"
-               "                          [--depths 1,8,32] [--only atomic|fua|raw]\n");
-  return 2;
-}
+constexpr const char* kUsage =
+    "usage: untorn-store-bench [--dir DIR] [--seconds S] [--bs BYTES] [--size BYTES]\n"
+    "                          [--depths 1,8,32] [--only atomic|fua|raw]\n"
+    "\n"
+    "Measures the journaled store in-process: atomic writes, FUA writes and raw fdatasync per\n"
+    "writer at each queue depth, with the group-commit batch sizes.\n";
+
+int Usage(const std::string& why) { return untorn::tools::BadUsage("untorn-store-bench", why); }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (int rc = untorn::tools::HelpOrVersion(argc, argv, "untorn-store-bench", kUsage); rc >= 0) {
+    return rc;
+  }
   std::string dir = "/tmp", only;
   double seconds = 3;
   std::vector<int> depths{1, 8, 32};
   for (int i = 1; i < argc; i += 2) {
     const std::string a = argv[i];
-    if (i + 1 >= argc) return Usage();
+    if (a != "--dir" && a != "--seconds" && a != "--bs" && a != "--size" && a != "--depths" &&
+        a != "--only") {
+      return Usage("unknown option " + a);
+    }
+    if (i + 1 >= argc) return Usage(a + " needs a value");
     const char* v = argv[i + 1];
     if (a == "--dir") {
       dir = v;
@@ -138,19 +148,23 @@ int main(int argc, char** argv) {
       for (const char* p = v; *p != 0;) {
         char* end = nullptr;
         depths.push_back(static_cast<int>(std::strtol(p, &end, 10)));
-        if (end == p || depths.back() < 1 || depths.back() > 1024) return Usage();
+        if (end == p || depths.back() < 1 || depths.back() > 1024) {
+          return Usage("--depths: numbers from 1 to 1024, comma separated");
+        }
         p = *end == ',' ? end + 1 : end;
       }
     } else if (a == "--only") {
       only = v;
-      if (only != "atomic" && only != "fua" && only != "raw") return Usage();
+      if (only != "atomic" && only != "fua" && only != "raw") {
+        return Usage("--only must be atomic, fua or raw");
+      }
     } else {
-      return Usage();
+      return Usage("unknown option " + a);
     }
   }
   if (seconds <= 0 || io_size == 0 || io_size % 512 != 0 || lun_size < io_size ||
       lun_size % io_size != 0 || depths.empty()) {
-    return Usage();
+    return Usage("--seconds must be positive, --bs a multiple of 512 that divides --size");
   }
   const std::string base = dir + "/untorn-store-bench-" + std::to_string(::getpid());
   std::filesystem::create_directories(base);

@@ -6,22 +6,31 @@
 #include <cstdio>
 #include <string>
 
+#include "tools/cli.h"
 #include "tools/client.h"
 
 namespace {
 
-int Usage() {
-  std::fprintf(stderr,
-               "usage: untorn-verify URL --lba N --blocks N [--pattern P] [--initiator IQN]\n"
-               "  URL  iscsi://[user[%%secret]@]host[:port]/target-iqn/lun\n"
-               "  P    the pattern given to untorn-write: stamp[:SEED] (default), 0xNN, zero\n"
-               "Exit status: 0 every block matches, 1 a mismatch or a failed read, 2 usage.\n");
-  return 2;
+constexpr const char* kUsage =
+    "usage: untorn-verify URL --lba N --blocks N [--pattern P] [--initiator IQN]\n"
+    "  URL  iscsi://[user[%secret]@]host[:port]/target-iqn/lun\n"
+    "  P    the pattern given to untorn-write: stamp[:SEED] (default), 0xNN, zero\n"
+    "Exit status: 0 every block matches, 1 a mismatch or a failed read, 2 usage.\n";
+
+// Bad usage: the reason on one line (if not said already), then where to look; exit 2.
+int Usage(const std::string& why = {}) {
+  if (why.empty()) {
+    std::fprintf(stderr, "Try 'untorn-verify --help'.\n");
+    return 2;
+  }
+  return untorn::tools::BadUsage("untorn-verify", why);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (int rc = untorn::tools::HelpOrVersion(argc, argv, "untorn-verify", kUsage); rc >= 0)
+    return rc;
   untorn::tools::Options o;
   std::string error;
   if (!untorn::tools::ParseCommandLine("untorn-verify", argc, argv,
@@ -33,10 +42,9 @@ int main(int argc, char** argv) {
                                        1, &o)) {
     return Usage();
   }
-  if (o.Has("help")) return Usage(), 0;
   const auto lba = untorn::tools::ParseCount(o.Get("lba"));
   const auto blocks = untorn::tools::ParseCount(o.Get("blocks"));
-  if (!lba || !blocks) return Usage();
+  if (!lba || !blocks) return Usage("--lba N and --blocks N are required");
   const auto pattern = untorn::tools::ParsePattern(o.Get("pattern", "stamp"), &error);
   if (!pattern) {
     std::fprintf(stderr, "untorn-verify: %s\n", error.c_str());

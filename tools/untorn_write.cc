@@ -8,23 +8,29 @@
 #include <vector>
 
 #include "protocol/byte_order.h"
+#include "tools/cli.h"
 #include "tools/client.h"
 
 namespace {
 
 using untorn::tools::ParseCount;
 
-int Usage() {
-  std::fprintf(
-      stderr,
-      "usage: untorn-write URL --lba N --blocks N [--atomic [--boundary N]] [--fua] [--dpo]\n"
-      "                    [--wrprotect N] [--group N] [--pattern P] [--initiator IQN]\n"
-      "  URL      iscsi://[user[%%secret]@]host[:port]/target-iqn/lun\n"
-      "  --atomic WRITE ATOMIC(16) (9Ch) instead of WRITE(16) (8Ah)\n"
-      "  P        stamp[:SEED] (default stamp:0; each block names its LBA), 0xNN, zero;\n"
-      "           untorn-verify with the same pattern checks it back\n"
-      "Exit status: 0 GOOD, 1 any other status (described on stderr), 2 usage.\n");
-  return 2;
+constexpr const char* kUsage =
+    "usage: untorn-write URL --lba N --blocks N [--atomic [--boundary N]] [--fua] [--dpo]\n"
+    "                    [--wrprotect N] [--group N] [--pattern P] [--initiator IQN]\n"
+    "  URL      iscsi://[user[%secret]@]host[:port]/target-iqn/lun\n"
+    "  --atomic WRITE ATOMIC(16) (9Ch) instead of WRITE(16) (8Ah)\n"
+    "  P        stamp[:SEED] (default stamp:0; each block names its LBA), 0xNN, zero;\n"
+    "           untorn-verify with the same pattern checks it back\n"
+    "Exit status: 0 GOOD, 1 any other status (described on stderr), 2 usage.\n";
+
+// Bad usage: the reason on one line (if not said already), then where to look; exit 2.
+int Usage(const std::string& why = {}) {
+  if (why.empty()) {
+    std::fprintf(stderr, "Try 'untorn-write --help'.\n");
+    return 2;
+  }
+  return untorn::tools::BadUsage("untorn-write", why);
 }
 
 bool Number(const untorn::tools::Options& o, const char* name, uint64_t max, uint64_t* out) {
@@ -42,6 +48,7 @@ bool Number(const untorn::tools::Options& o, const char* name, uint64_t max, uin
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (int rc = untorn::tools::HelpOrVersion(argc, argv, "untorn-write", kUsage); rc >= 0) return rc;
   untorn::tools::Options o;
   std::string error;
   if (!untorn::tools::ParseCommandLine("untorn-write", argc, argv,
@@ -59,9 +66,8 @@ int main(int argc, char** argv) {
                                        1, &o)) {
     return Usage();
   }
-  if (o.Has("help")) return Usage(), 0;
   uint64_t lba = 0, blocks = 0, boundary = 0, wrprotect = 0, group = 0;
-  if (!o.Has("lba") || !o.Has("blocks")) return Usage();
+  if (!o.Has("lba") || !o.Has("blocks")) return Usage("--lba and --blocks are required");
   if (!Number(o, "lba", UINT64_MAX, &lba) || !Number(o, "blocks", 0xffff, &blocks) ||
       !Number(o, "boundary", 0xffff, &boundary) || !Number(o, "wrprotect", 7, &wrprotect) ||
       !Number(o, "group", 0x3f, &group)) {

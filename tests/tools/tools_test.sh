@@ -64,5 +64,38 @@ for args in "--mix read=1" "--mix write=1 --fua" "--mix atomic=1 --bs 16k" \
   expect "untorn-bench $args: no errors, some IOPS" \
     python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r["errors"]==0 and r["iops"]>0 else 1)' "$out"
 done
+# untornctl against the same daemon, over its control socket (docs/control.md).
+ctl() { "$tools/untornctl" --socket "$work/data/untornd.sock" "$@"; }
+ctl status > "$work/status"
+cat "$work/status"
+expect "untornctl status shows LUN 0 at 1.0 GiB" grep -q 'LUN 0: 1.0 GiB (2097152 blocks of 512 B), journaled' "$work/status"
+expect "a write before the resize" "$tools/untorn-write" "$url" --lba 8192 --blocks 64 --atomic --pattern stamp:9
+expect "untornctl lun resize grows it" ctl lun resize iqn.2026-11.org.untorn:disk0 0 2GiB
+expect "  and status shows 2.0 GiB" sh -c "'$tools/untornctl' --socket '$work/data/untornd.sock' status | grep -q 'LUN 0: 2.0 GiB'"
+expect "  and the JSON says so" sh -c "'$tools/untornctl' --socket '$work/data/untornd.sock' --json call status | grep -q '\"size\": 2147483648'"
+expect "  and the data written before reads back" "$tools/untorn-verify" "$url" --lba 8192 --blocks 64 --pattern stamp:9
+expect "  and a write at the new end works" "$tools/untorn-write" "$url" --lba $((4194304 - 64)) --blocks 64 --atomic --pattern stamp:3
+rc=0; ctl lun resize iqn.2026-11.org.untorn:disk0 9 3GiB 2> "$work/ctl-err" || rc=$?
+expect "a LUN that does not exist exits 1" [ "$rc" = 1 ]
+expect "  naming params.lun" grep -q 'params.lun' "$work/ctl-err"
+rc=0; ctl lun resize iqn.2026-11.org.untorn:disk0 0 1GiB 2> "$work/ctl-err" || rc=$?
+expect "a shrink without --force exits 1" [ "$rc" = 1 ]
+rc=0; ctl lun resize 2> /dev/null || rc=$?
+expect "untornctl bad usage exits 2" [ "$rc" = 2 ]
+
+# Every program keeps the usual command-line habits: --help to stdout with status 0,
+# --version as "NAME VERSION" with status 0, bad usage as one line (and where to look) with 2.
+for prog in "$untornd" "$tools"/untornctl "$tools"/untorn-*; do
+  [ -x "$prog" ] && [ -f "$prog" ] || continue
+  name=$(basename "$prog")
+  rc=0; "$prog" --help > "$work/help" 2> /dev/null || rc=$?
+  expect "$name --help exits 0 with the usage on stdout" sh -c "[ $rc = 0 ] && grep -qi usage '$work/help'"
+  rc=0; version=$("$prog" --version 2> /dev/null) || rc=$?
+  expect "$name --version exits 0: $version" sh -c "[ $rc = 0 ] && echo '$version' | grep -qE '^$name [0-9]+\.[0-9]+'"
+  rc=0; "$prog" --no-such-option > /dev/null 2> "$work/bad" || rc=$?
+  expect "$name bad usage exits 2 with a short reason: $(head -n1 "$work/bad")" \
+    sh -c "[ $rc = 2 ] && [ \$(wc -l < '$work/bad') -le 2 ]"
+done
+
 finish_untornd || fail=1
 exit $fail
