@@ -143,6 +143,11 @@ bool Server::Open() {
       std::unique_ptr<storage::BlockStore> store;
       if (!OpenStore(t, lun, path, &store)) return false;
       rt->luns.push_back(std::make_unique<LogicalUnit>(lun, t.iqn, std::move(store), &metrics_));
+      // Reservations kept through power loss (APTPL) live beside the LUN's files.
+      if (const storage::Status s = rt->luns.back()->KeepReservationsIn(path + ".pr"); !s.ok()) {
+        UNTORN_LOG_ERROR("target ", t.iqn, " LUN ", lun.id, ": ", s.message());
+        return false;
+      }
       const config::LinuxAtomicUnits u =
           config::LinuxAtomicView(lun.atomic, lun.block_size, lun.physical_block_size);
       UNTORN_LOG_INFO("target ", t.iqn, " LUN ", lun.id, ": ", path, ", ", HumanSize(lun.size),

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 
+#include "storage/atomic_file.h"
 #include "target/log.h"
 
 namespace untorn::target {
@@ -202,6 +203,28 @@ void LogicalUnit::EstablishUnitAttention(const protocol::Sense& s, uint64_t exce
 void LogicalUnit::AddNexus(const Nexus& nexus) {
   std::lock_guard lk(state_mu_);
   unit_attentions_.try_emplace(nexus.id);
+  // A registrant of before a restart is back: its restored registration is its own again.
+  const std::string tid = nexus.TransportId();
+  transport_ids_[nexus.id] = tid;
+  pr_.Bind(nexus.id, tid);
+}
+
+storage::Status LogicalUnit::KeepReservationsIn(std::string path, storage::FileSystem* fs) {
+  std::lock_guard lk(state_mu_);
+  pr_fs_ = fs != nullptr ? fs : storage::PosixFileSystem();
+  pr_path_ = std::move(path);
+  std::vector<uint8_t> bytes;
+  const storage::Status s = storage::ReadWholeFile(*pr_fs_, pr_path_, &bytes);
+  if (s.code() == storage::Status::Code::kOutOfRange) return storage::Status::Ok();  // none kept
+  if (!s.ok()) return s;
+  std::string error;
+  if (!pr_.Decode(std::string(bytes.begin(), bytes.end()), &error)) {
+    return storage::Status::Error(
+        storage::Status::Code::kInvalid,
+        pr_path_ + ": " + error +
+            " (the LUN's persistent reservations; remove the file to start without them)");
+  }
+  return storage::Status::Ok();
 }
 
 void LogicalUnit::NexusLost(const Nexus& nexus) {

@@ -26,6 +26,7 @@
 #include "protocol/cdb.h"
 #include "protocol/scsi_pages.h"
 #include "storage/block_store.h"
+#include "storage/file_system.h"
 #include "target/metrics.h"
 #include "target/scsi/persistent_reservations.h"
 #include "target/scsi/scsi_task.h"
@@ -79,6 +80,14 @@ class LogicalUnit {
   void AddNexus(const Nexus& nexus);   // new I_T nexus: POWER ON/RESET unit attention pending
   // Unit attention to every nexus except `except` (0 = all).
   void EstablishUnitAttention(const protocol::Sense& s, uint64_t except);
+
+  // Persistent reservations asked to survive power loss (APTPL) are kept in `path`, beside the
+  // LUN, written atomically before PERSISTENT RESERVE OUT answers GOOD. Loads what the file
+  // holds (its registrations wait for their I_T nexus to log in again); an error when it cannot
+  // be read or understood: the LUN must not serve without the fencing it promised. At start,
+  // before any nexus.
+  [[nodiscard]] storage::Status KeepReservationsIn(std::string path,
+                                                   storage::FileSystem* fs = nullptr);
 
   // The LUN numbers of the target this LU belongs to (REPORT LUNS). Set once at start.
   void SetTargetLuns(std::vector<uint16_t> luns) { target_luns_ = std::move(luns); }
@@ -178,6 +187,8 @@ class LogicalUnit {
   std::optional<uint64_t> reserve6_holder_;                          // guarded by state_mu_
   PersistentReservations pr_;                                        // guarded by state_mu_
   std::map<uint64_t, std::string> transport_ids_;                    // guarded by state_mu_
+  std::string pr_path_;  // where APTPL state is kept; empty: nowhere (set at start)
+  storage::FileSystem* pr_fs_ = nullptr;  // set at start
 };
 
 // Maps a storage failure to the SCSI answer (SBC-4 §4.18); the one place this happens.

@@ -1,13 +1,20 @@
 // SPC-4 persistent reservations (§5.13) for one logical unit, as a state machine over I_T nexus
 // ids: PERSISTENT RESERVE OUT actions change it, PERSISTENT RESERVE IN reads it, and Conflicts()
-// answers whether a command from a nexus must get RESERVATION CONFLICT. Registrations are not
-// persisted across restarts (PTPL_C = 0). Not thread-safe: the owner (LogicalUnit) locks it.
+// answers whether a command from a nexus must get RESERVATION CONFLICT.
+//
+// Persist through power loss (PTPL_C = 1, §5.13.5): when the last REGISTER asked for it (APTPL),
+// the owner keeps Encode()'s text beside the LUN, and a restart Decode()s it. Nexus ids do not
+// outlive the process, so the text names each registrant by its TransportID; a restored
+// registration (and reservation) waits, unbound, until an I_T nexus with that TransportID
+// comes back (Bind), and counts meanwhile (READ KEYS lists it, its reservation conflicts).
+// Not thread-safe: the owner (LogicalUnit) locks it.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "protocol/byte_order.h"
@@ -44,17 +51,37 @@ class PersistentReservations {
   // Nexus gone (session ended): registrations stay (SPC-4 §5.13.3, I_T nexus loss keeps them).
   void Clear();
 
+  // APTPL as the last REGISTER set it: the state is to survive power loss.
+  [[nodiscard]] bool aptpl() const { return aptpl_; }
+  [[nodiscard]] uint32_t generation() const { return generation_; }
+  // The state as text, registrants named by TransportID (`transport_ids` maps the bound ones).
+  [[nodiscard]] std::string Encode(const std::map<uint64_t, std::string>& transport_ids) const;
+  // Restores what Encode wrote, every registration unbound. False (state unchanged) with
+  // *error on text that is not such a state.
+  [[nodiscard]] bool Decode(std::string_view text, std::string* error);
+  // An I_T nexus with `transport_id` is here: it takes over that TransportID's restored
+  // registration and reservation, if any.
+  void Bind(uint64_t nexus, const std::string& transport_id);
+
  private:
   [[nodiscard]] bool AllRegistrants() const {
     return type_ == kWriteExclusiveAllRegistrants || type_ == kExclusiveAccessAllRegistrants;
   }
   [[nodiscard]] bool IsHolder(uint64_t nexus) const;
   void Unregister(uint64_t nexus, Result* r);
+  [[nodiscard]] bool NoRegistrations() const { return keys_.empty() && unbound_.empty(); }
+  // The reservation key of the holder (bound or restored), for READ RESERVATION and PREEMPT.
+  [[nodiscard]] std::optional<uint64_t> HolderKey() const;
 
   uint32_t generation_ = 0;
   std::map<uint64_t, uint64_t> keys_;  // nexus id -> reservation key
   uint8_t type_ = 0;                   // 0 = no reservation
   uint64_t holder_ = 0;                // nexus id; unused for all-registrants types
+  bool aptpl_ = false;
+  // Restored registrations whose I_T nexus has not come back yet: TransportID -> key; and the
+  // TransportID of a restored holder not yet bound (holder_ is then 0).
+  std::map<std::string, uint64_t> unbound_;
+  std::string unbound_holder_;
 };
 
 }  // namespace untorn::target

@@ -3,6 +3,8 @@
 // RESERVE/RELEASE(6) and PERSISTENT RESERVE IN/OUT.
 #include <algorithm>
 
+#include "storage/atomic_file.h"
+#include "target/log.h"
 #include "target/scsi/logical_unit.h"
 
 namespace untorn::target {
@@ -303,7 +305,26 @@ ScsiOutcome LogicalUnit::RunPrOut(const Nexus& nexus, Bytes cdb, std::vector<uin
   {
     std::lock_guard lk(state_mu_);
     transport_ids_[nexus.id] = nexus.TransportId();
+    const PersistentReservations before = pr_;
     r = pr_.Out(nexus.id, cdb, params);
+    if (!r.conflict && !r.sense && !pr_path_.empty() && (pr_.aptpl() || before.aptpl())) {
+      // Persisted before GOOD, with state_mu_ held so that no command sees a state a power
+      // cut could take back. APTPL cleared: the kept state goes (SPC-4 §5.13.5).
+      const std::string now = pr_.Encode(transport_ids_);
+      storage::Status s = storage::Status::Ok();
+      if (!pr_.aptpl()) {
+        s = storage::RemoveFileDurably(*pr_fs_, pr_path_);
+      } else if (now != before.Encode(transport_ids_) || !before.aptpl()) {
+        s = storage::WriteFileAtomically(
+            *pr_fs_, pr_path_, {reinterpret_cast<const uint8_t*>(now.data()), now.size()});
+      }
+      if (!s.ok()) {
+        UNTORN_LOG_ERROR("LUN ", id_, ": persistent reservations not kept in ", pr_path_, ": ",
+                         s.message(), "; the PERSISTENT RESERVE OUT is refused");
+        pr_ = before;
+        return ScsiOutcome::Check(sense::InternalTargetFailure());
+      }
+    }
     for (const auto& [n, s] : r.unit_attentions) {
       auto& q = unit_attentions_[n];
       if (q.size() < 16) q.push_back(s);

@@ -457,3 +457,33 @@ TEST_F(LogicalUnitTest, ResizeChangesTheCapacityWithAUnitAttention) {
 
 }  // namespace
 }  // namespace untorn::target
+
+namespace untorn::target {
+namespace {
+
+// APTPL state that cannot be made durable is not answered GOOD: the PERSISTENT RESERVE OUT
+// fails with INTERNAL TARGET FAILURE and the reservation state is as before it.
+TEST_F(LogicalUnitTest, AptplStateThatCannotBeKeptRefusesTheCommand) {
+  storage::MemFileSystem fs;
+  ASSERT_TRUE(lu_->KeepReservationsIn("/lun.img.pr", &fs).ok());
+  std::vector<uint8_t> prout(10, 0);
+  prout[0] = 0x5f;
+  prout[8] = 24;
+  std::vector<uint8_t> params(24, 0);
+  protocol::StoreBe64(params, 8, 0x77);  // REGISTER key 0x77
+  params[20] = 0x01;                     // APTPL
+  fs.FailSyncsAfter(0);
+  ExpectSense(Run(prout, params), SenseKey::kHardwareError, 0x44, 0x00);
+  std::vector<uint8_t> prin(10, 0);
+  prin[0] = 0x5e;
+  prin[8] = 64;  // READ KEYS
+  const ScsiOutcome keys = Run(prin);
+  ASSERT_EQ(keys.status, protocol::ScsiStatus::kGood);
+  EXPECT_EQ(protocol::LoadBe32(keys.data_in, 4), 0u) << "registered without being kept";
+  fs.FailSyncsAfter(-1);
+  EXPECT_EQ(Run(prout, params).status, protocol::ScsiStatus::kGood);
+  EXPECT_FALSE(fs.Contents("/lun.img.pr").empty());
+}
+
+}  // namespace
+}  // namespace untorn::target

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <string>
+
 #include "protocol/byte_order.h"
 
 namespace untorn::target {
@@ -91,11 +94,79 @@ TEST(PersistentReservations, ReadKeysAndReservation) {
   EXPECT_FALSE(pr.In(9, {}));
 }
 
-TEST(PersistentReservations, AptplIsRefused) {
-  PersistentReservations pr;
-  auto p = Params(0, 1);
+std::vector<uint8_t> AptplParams(uint64_t key, uint64_t sa_key) {
+  auto p = Params(key, sa_key);
   p[20] = 0x01;
-  EXPECT_TRUE(pr.Out(1, Cdb(0), p).sense);
+  return p;
+}
+
+// REPORT CAPABILITIES: PTPL_C always, PTPL_A as the last REGISTER set APTPL.
+TEST(PersistentReservations, AptplIsTakenFromTheLastRegister) {
+  PersistentReservations pr;
+  EXPECT_EQ((*pr.In(2, {}))[2] & 0x01, 0x01);  // PTPL_C
+  EXPECT_EQ((*pr.In(2, {}))[3] & 0x01, 0x00);  // PTPL_A
+  ASSERT_FALSE(pr.Out(1, Cdb(0), AptplParams(0, 1)).sense);
+  EXPECT_TRUE(pr.aptpl());
+  EXPECT_EQ((*pr.In(2, {}))[3] & 0x01, 0x01);
+  ASSERT_FALSE(pr.Out(1, Cdb(1, 1), Params(1, 0)).sense);  // RESERVE ignores the bit
+  EXPECT_TRUE(pr.aptpl());
+  ASSERT_FALSE(pr.Out(2, Cdb(0), Params(0, 2)).sense);
+  EXPECT_FALSE(pr.aptpl());
+}
+
+// The state survives Encode/Decode with its registrants named by TransportID: before their
+// nexus comes back the registrations count (READ KEYS, conflicts of the reservation); a nexus
+// with the holder's TransportID holds it again; a stranger still conflicts.
+TEST(PersistentReservations, AStateRestoredWaitsForItsNexusesToComeBack) {
+  PersistentReservations pr;
+  ASSERT_FALSE(pr.Out(1, Cdb(0), AptplParams(0, 0xaa)).conflict);
+  ASSERT_FALSE(pr.Out(2, Cdb(0), AptplParams(0, 0xbb)).conflict);
+  ASSERT_FALSE(
+      pr.Out(1, Cdb(1, PersistentReservations::kWriteExclusive), Params(0xaa, 0)).conflict);
+  const std::map<uint64_t, std::string> tids = {{1, "iqn.a,i,0x000000000001"},
+                                                {2, "iqn.b,i,0x000000000002"}};
+  const std::string text = pr.Encode(tids);
+
+  PersistentReservations after;
+  std::string error;
+  ASSERT_TRUE(after.Decode(text, &error)) << error;
+  EXPECT_EQ(after.generation(), pr.generation());
+  EXPECT_TRUE(after.aptpl());
+  EXPECT_TRUE(after.HasReservation());
+  EXPECT_EQ(protocol::LoadBe32(*after.In(0, {}), 4), 16u) << "both keys listed";
+  EXPECT_EQ(protocol::LoadBe64(*after.In(1, {}), 8), 0xaau) << "the holder's key";
+  EXPECT_TRUE(after.Conflicts(7, AccessKind::kWrite)) << "the reservation holds, unbound";
+  after.Bind(7, "iqn.a,i,0x000000000001");  // the holder is back under a new nexus id
+  EXPECT_FALSE(after.Conflicts(7, AccessKind::kWrite));
+  EXPECT_TRUE(after.Conflicts(8, AccessKind::kWrite));
+  // The other registrant, still unbound, can be preempted by its key.
+  const auto r = after.Out(7, Cdb(4, PersistentReservations::kWriteExclusive), Params(0xaa, 0xbb));
+  EXPECT_FALSE(r.conflict);
+  EXPECT_FALSE(r.sense);
+  EXPECT_EQ(protocol::LoadBe32(*after.In(0, {}), 4), 8u);
+  // What it writes now reads back the same.
+  const std::string again = after.Encode({{7, "iqn.a,i,0x000000000001"}});
+  PersistentReservations third;
+  ASSERT_TRUE(third.Decode(again, &error)) << error;
+  EXPECT_EQ(third.Encode({}), again);
+}
+
+TEST(PersistentReservations, DecodeRefusesWhatItDidNotWrite) {
+  PersistentReservations pr;
+  std::string error;
+  const std::string good =
+      "untorn-pr 1\ngeneration 3\naptpl 1\ntype 1\nholder 61\nkey 00000000000000aa 61\nend\n";
+  ASSERT_TRUE(pr.Decode(good, &error)) << error;
+  for (const std::string& bad :
+       std::vector<std::string>{"garbage", good.substr(0, good.size() - 4),          // no end
+                                "untorn-pr 1\ntype 9\nend\n",                        // bad type
+                                "untorn-pr 1\ntype 1\nholder 62\nkey 01 61\nend\n",  // holder
+                                "untorn-pr 1\ntype 1\nholder -\nend\n",  // no registrant
+                                "untorn-pr 1\nkey zz 61\nend\n", good + "x\n"}) {
+    PersistentReservations p;
+    EXPECT_FALSE(p.Decode(bad, &error)) << bad;
+    EXPECT_FALSE(p.HasReservation());
+  }
 }
 
 }  // namespace
