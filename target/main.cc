@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (arg == "--version") {
-      std::printf("untornd %s\n", UNTORN_VERSION);
+      std::printf("untornd %s (%s)\n", UNTORN_VERSION, UNTORN_COMMIT);
       return 0;
     }
     if (arg == "--print-default-config") {
@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
   }
   untorn::target::SetLogLevel(level);
 
-  untorn::target::Server server(std::move(config), config_file, UNTORN_VERSION);
+  untorn::target::Server server(std::move(config), config_file, UNTORN_VERSION, UNTORN_COMMIT);
   if (!server.Open()) return 1;
   return server.Run();
 }

@@ -17,6 +17,8 @@ namespace {
 
 using json = nlohmann::json;
 
+constexpr const char* kServiceSocket = "/run/untorn/untornd.sock";  // untornd.service's
+
 constexpr const char* kUsage = R"(usage: untornctl [--socket PATH] [--json] COMMAND [ARGS]
 
 Talks to a running untornd over its control socket.
@@ -33,8 +35,8 @@ commands:
   call METHOD [PARAMS-JSON]         any JSON-RPC method, e.g. call status '{}'
 
 options:
-  --socket PATH   the control socket (default ./untorn-data/untornd.sock, the default
-                  data directory's; or $UNTORN_SOCKET)
+  --socket PATH   the control socket (default: $UNTORN_SOCKET, else the packaged service's
+                  /run/untorn/untornd.sock if it exists, else ./untorn-data/untornd.sock)
   --json          print the daemon's JSON result instead of text
   --help          this text
   --version       print the version
@@ -176,7 +178,10 @@ int PrintError(const json& e) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // $UNTORN_SOCKET, else the packaged service's socket where it exists, else the default data
+  // directory's.
   std::string socket_path = "./untorn-data/untornd.sock";
+  if (::access(kServiceSocket, F_OK) == 0) socket_path = kServiceSocket;
   if (const char* env = std::getenv("UNTORN_SOCKET"); env != nullptr && *env != '\0') {
     socket_path = env;
   }

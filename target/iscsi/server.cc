@@ -62,16 +62,22 @@ std::vector<std::weak_ptr<Connection>> g_live;  // guarded by g_live_mu
 
 }  // namespace
 
-Server::Server(config::Config config, std::string config_file, std::string version)
+Server::Server(config::Config config, std::string config_file, std::string version,
+               std::string commit)
     : config_(std::move(config)),
       config_file_(std::move(config_file)),
       version_(std::move(version)),
+      commit_(std::move(commit)),
       buffers_(uint64_t{config_.limits.max_buffer_megabytes} << 20),
       limits_(config_.limits.max_connections_per_address, config_.limits.max_discovery_sessions),
       storage_pool_(config_.io_threads) {
   for (int i = 0; i < kNetworkThreads; ++i) {
     network_.push_back(std::make_unique<asio::io_context>(1));  // run by one thread
   }
+  metrics_
+      .Get("untorn_build_info", {{"version", version_}, {"commit", commit_}},
+           "The build serving: always 1, the labels name it", true)
+      .store(1);
 }
 
 Server::~Server() { storage_pool_.join(); }
@@ -197,7 +203,8 @@ bool Server::Open() {
   if (const std::string path = config::ControlSocketPath(config_); !path.empty()) {
     control_ = std::make_unique<ControlServer>(
         io_, storage_pool_,
-        ControlService::Runtime{&config_, &targets_, &sessions_, config_file_, version_});
+        ControlService::Runtime{&config_, &targets_, &sessions_, config_file_,
+                                version_ + " (" + commit_ + ")"});
     std::string error;
     if (!control_->Open(path, &error)) {
       UNTORN_LOG_ERROR("control interface: ", error);

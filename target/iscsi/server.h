@@ -27,8 +27,10 @@ namespace untorn::target {
 class Server {
  public:
   // `config_file` is what --config named (empty: the embedded default), for the control
-  // interface's config.save; `version` is what it reports.
-  explicit Server(config::Config config, std::string config_file = {}, std::string version = {});
+  // interface's config.save; `version` and `commit` are what it and the untorn_build_info
+  // metric report.
+  explicit Server(config::Config config, std::string config_file = {}, std::string version = {},
+                  std::string commit = {});
   ~Server();
 
   // Opens backing stores and binds the portals; false (with a logged reason) on failure.
@@ -49,7 +51,7 @@ class Server {
   // Declaration order is destruction order in reverse: the io_context (whose pending handlers
   // may own connections) goes before the state connections point into.
   config::Config config_;
-  const std::string config_file_, version_;
+  const std::string config_file_, version_, commit_;
   Metrics metrics_;
   SessionRegistry sessions_;
   std::vector<std::unique_ptr<TargetRuntime>> targets_;
