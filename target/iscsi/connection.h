@@ -64,6 +64,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // A SCSI task from command to response. Lives in tasks_ (keyed by ITT).
   struct Task {
     uint64_t serial = 0;
+    std::chrono::steady_clock::time_point arrived;  // its Command PDU, for the latency metric
     uint32_t itt = 0, cmd_sn = 0, edtl = 0;
     uint64_t lun_field = 0;
     bool read = false, write = false;

@@ -36,6 +36,7 @@ void Connection::OnScsiCommand(const Pdu& pdu) {
     return;
   }
   Task t;
+  t.arrived = std::chrono::steady_clock::now();
   t.serial = next_serial_++;
   t.itt = cmd->itt;
   t.cmd_sn = cmd->cmd_sn;
@@ -246,6 +247,7 @@ void Connection::SendScsiResult(const Task& t, ScsiOutcome o, BufferBudget::Char
   const bool underflow = moved < expected;
   const uint32_t residual = overflow ? moved - expected : expected - moved;
   const uint32_t to_send = data_in && t.read ? std::min(moved, t.edtl) : 0;
+  if (t.lu != nullptr) t.lu->RecordLatency(std::chrono::steady_clock::now() - t.arrived);
   if (counters_) {
     counters_->commands.fetch_add(1, std::memory_order_relaxed);
     counters_->bytes_read.fetch_add(to_send, std::memory_order_relaxed);

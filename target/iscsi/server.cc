@@ -127,6 +127,8 @@ bool Server::OpenStore(const config::Target& t, const config::Lun& lun, const st
         .store(static_cast<int64_t>(st.checkpoints));
     m.Get("untorn_journal_used_bytes", labels, "Journal bytes in use", true)
         .store(static_cast<int64_t>(st.journal_used));
+    m.Get("untorn_journal_size_bytes", labels, "Journal size", true)
+        .store(static_cast<int64_t>(st.journal_size));
   });
   metrics_.Add("untorn_recovered_records_total", labels, "Journal records replayed at start",
                static_cast<int64_t>(r.records_replayed));
@@ -168,6 +170,13 @@ bool Server::Open() {
     }
     const auto ids = rt->LunIds();
     for (auto& l : rt->luns) l->SetTargetLuns(ids);
+    // Series that count rare events exist from the start, at 0, so that a dashboard or an
+    // alert sees zero rather than no data.
+    const Metrics::Labels target_label{{"target", t.iqn}};
+    metrics_.Get("untorn_sessions", target_label, "Open sessions", true);
+    metrics_.Add("untorn_sessions_total", target_label, "Sessions established", 0);
+    metrics_.Add("untorn_buffer_busy_total", target_label,
+                 "Commands answered BUSY because the buffer budget was spent", 0);
     targets_.push_back(std::move(rt));
   }
   for (auto& p : config_.portals) {
@@ -200,6 +209,12 @@ bool Server::Open() {
     acceptors_.push_back(std::move(acceptor));
   }
   send_buffer_ = FixedSendBuffer();
+  metrics_.Get("untorn_connections", {}, "Open iSCSI connections", true);
+  metrics_.Add("untorn_login_failures_total", {}, "Logins refused", 0);
+  for (const char* reason : {"per_address", "discovery"}) {
+    metrics_.Add("untorn_connections_refused_total", {{"reason", reason}},
+                 "Connections or logins refused by a cap, by reason", 0);
+  }
   if (const std::string path = config::ControlSocketPath(config_); !path.empty()) {
     control_ = std::make_unique<ControlServer>(
         io_, storage_pool_,

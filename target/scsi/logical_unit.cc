@@ -142,6 +142,9 @@ LogicalUnit::LogicalUnit(const config::Lun& lun, const std::string& target_iqn,
                                   "WRITE ATOMIC(16) commands completed")),
       atomic_bytes_(
           metrics->Get("untorn_atomic_written_bytes_total", labels_, "Bytes written atomically")),
+      latency_(metrics->GetHistogram(
+          "untorn_command_latency_seconds", labels_,
+          "Time from a SCSI command's arrival to its response being queued, per LUN")),
       write_cache_(lun.write_cache) {
   disk_.serial = lun.serial;
   const uint64_t h = std::hash<std::string>{}(target_iqn + "/" + std::to_string(lun.id));

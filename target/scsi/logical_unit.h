@@ -42,6 +42,8 @@ class LogicalUnit {
   // What INQUIRY and READ CAPACITY describe, with the capacity as it is now.
   [[nodiscard]] protocol::DiskDescription Describe() const;
   [[nodiscard]] uint64_t BlockCount() const { return block_count_.load(); }
+  // A command of this LU was answered `d` after it arrived (untorn_command_latency_seconds).
+  void RecordLatency(std::chrono::nanoseconds d) { latency_.Observe(d); }
   [[nodiscard]] bool WriteCacheEnabled() const { return write_cache_.load(); }
   [[nodiscard]] storage::BlockStore& store() const { return *store_; }
 
@@ -175,6 +177,7 @@ class LogicalUnit {
   std::atomic<int64_t>& written_bytes_;
   std::atomic<int64_t>& atomic_writes_;
   std::atomic<int64_t>& atomic_bytes_;
+  Metrics::Histogram& latency_;
   std::atomic<bool> write_cache_;
   // Writes started by TryStart and not yet completed: Flush and the destructor wait for them.
   std::mutex started_mu_;
