@@ -30,7 +30,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -49,6 +51,14 @@ namespace untorn::storage {
 
 class JournaledStore final : public BlockStore {
  public:
+  struct RecoveryReport {
+    uint64_t records_replayed = 0;
+    uint64_t bytes_replayed = 0;
+    uint64_t first_sequence = 0, last_sequence = 0;
+    uint64_t epoch = 0;       // epoch after recovery
+    std::string stop_reason;  // why the scan stopped
+    double seconds = 0;
+  };
   struct Options {
     std::string data_path;  // journal and superblock: data_path + ".journal" / ".super"
     uint64_t size_bytes = 0;
@@ -61,14 +71,10 @@ class JournaledStore final : public BlockStore {
     FileSystem* fs = nullptr;  // default: the real file system
     bool background_checkpoint = true;
     double checkpoint_fill = 0.5;  // checkpoint in the background beyond this fill
-  };
-  struct RecoveryReport {
-    uint64_t records_replayed = 0;
-    uint64_t bytes_replayed = 0;
-    uint64_t first_sequence = 0, last_sequence = 0;
-    uint64_t epoch = 0;       // epoch after recovery
-    std::string stop_reason;  // why the scan stopped
-    double seconds = 0;
+    // Called during recovery, at most once per progress_interval, with what has been replayed
+    // so far (records_replayed, bytes_replayed, seconds): a large journal takes a while.
+    std::function<void(const RecoveryReport&)> on_progress;
+    std::chrono::milliseconds progress_interval{1000};
   };
 
   static Status Open(const Options& options, std::unique_ptr<JournaledStore>* out,

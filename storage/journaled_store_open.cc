@@ -186,9 +186,22 @@ Status JournaledStore::Recover(const journal::Superblock& sb, RecoveryReport* re
     return Status::Ok();
   }
   journal::ScanResult scan;
+  const auto start = std::chrono::steady_clock::now();
+  auto reported = start;
+  RecoveryReport so_far = *report;
   Status s = journal::Scan(
       *journal_, sb, options_.size_bytes,
       [&](const journal::RecordHeader& h, uint64_t, protocol::Bytes payload) {
+        ++so_far.records_replayed;
+        so_far.bytes_replayed += payload.size();
+        if (options_.on_progress) {
+          const auto now = std::chrono::steady_clock::now();
+          if (now - reported >= options_.progress_interval) {
+            reported = now;
+            so_far.seconds = std::chrono::duration<double>(now - start).count();
+            options_.on_progress(so_far);
+          }
+        }
         return options_.read_only ? Status::Ok() : data_->PWrite(h.offset, payload);
       },
       &scan);

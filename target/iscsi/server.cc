@@ -103,6 +103,11 @@ bool Server::OpenStore(const config::Target& t, const config::Lun& lun, const st
   o.read_only = lun.read_only;
   o.preallocate = !lun.thin;
   o.journal_bytes = lun.journal_size;
+  o.on_progress = [iqn = t.iqn, id = lun.id](const storage::JournaledStore::RecoveryReport& r) {
+    UNTORN_LOG_INFO("target ", iqn, " LUN ", id, ": recovering the journal: ", r.records_replayed,
+                    " record(s), ", r.bytes_replayed >> 20, " MiB replayed in ",
+                    static_cast<int>(r.seconds), " s so far");
+  };
   std::unique_ptr<storage::JournaledStore> store;
   storage::JournaledStore::RecoveryReport r;
   storage::Status s = storage::JournaledStore::Open(o, &store, &r);

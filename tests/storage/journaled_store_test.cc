@@ -641,3 +641,38 @@ TEST(JournaledStore, CleanCloseLeavesAnEmptyJournal) {
 
 }  // namespace
 }  // namespace untorn::storage
+
+namespace untorn::storage {
+namespace {
+
+// Recovery of a journal with records reports its progress as it goes (Options::on_progress;
+// with a zero interval, at every record), the counts rising to the final report's.
+TEST(JournaledStore, RecoveryReportsProgress) {
+  MemFileSystem fs;
+  {
+    auto s = testing::OpenOk(&fs);
+    for (uint64_t i = 0; i < 12; ++i) {
+      ASSERT_TRUE(s->WriteAtomic(i * 4096, testing::Fill(4096, static_cast<uint8_t>(i + 1)),
+                                 Durability::kDurable)
+                      .ok());
+    }
+    std::mt19937_64 rng(1);
+    auto crashed = fs.CrashState(fs.EventCount(), rng);  // before any checkpoint retires them
+    JournaledStore::Options o = testing::Opts(crashed.get());
+    o.progress_interval = std::chrono::milliseconds(0);
+    std::vector<uint64_t> seen;
+    o.on_progress = [&](const JournaledStore::RecoveryReport& r) {
+      seen.push_back(r.records_replayed);
+      EXPECT_EQ(r.bytes_replayed, r.records_replayed * 4096);
+    };
+    std::unique_ptr<JournaledStore> recovered;
+    JournaledStore::RecoveryReport report;
+    ASSERT_TRUE(JournaledStore::Open(o, &recovered, &report).ok());
+    EXPECT_EQ(report.records_replayed, 12u);
+    ASSERT_EQ(seen.size(), 12u);
+    for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], i + 1);
+  }
+}
+
+}  // namespace
+}  // namespace untorn::storage
