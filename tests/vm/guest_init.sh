@@ -60,6 +60,26 @@ if [ -n "$dev" ]; then
     dd if=/dev/$dev of=/tmp/readback bs=$bs skip=4096 count=$num iflag=direct 2>/dev/null ||
       dd if=/dev/$dev of=/tmp/readback bs=$bs skip=4096 count=$num 2>/dev/null
     cmp -s /tmp/pattern /tmp/readback && r sg_readback_ok 1 || r sg_readback_ok 0
+    if [ -n "$u_resize" ]; then
+      # The host grows the LUN (untornctl lun resize) while this session is logged in; the
+      # session is rescanned (iscsiadm -m session -R) until the kernel sees the new size.
+      before=$(cat /sys/block/$dev/size); r resize_size_before "$before"
+      echo UNTORN-RESIZE-NOW
+      after=$before
+      for i in $(seq 1 300); do
+        iscsiadm -m session -R > /dev/null 2>&1
+        after=$(cat /sys/block/$dev/size)
+        [ "$after" != "$before" ] && break
+        sleep 0.2
+      done
+      r resize_size_after "$after"
+      dd if=/dev/$dev of=/tmp/readback bs=$bs skip=4096 count=$num iflag=direct 2>/dev/null
+      cmp -s /tmp/pattern /tmp/readback && r resize_readback_ok 1 || r resize_readback_ok 0
+      last=$((after * 512 / bs - num))
+      dd if=/tmp/pattern of=/dev/$dev bs=$bs seek=$last count=$num oflag=direct 2>/dev/null
+      dd if=/dev/$dev of=/tmp/readback bs=$bs skip=$last count=$num iflag=direct 2>/dev/null
+      cmp -s /tmp/pattern /tmp/readback && r resize_tail_ok 1 || r resize_tail_ok 0
+    fi
   fi
   if [ -n "$u_stress" ]; then /atomic_probe /dev/$dev --stress "$u_stress"; fi
   if [ -n "$u_fill" ]; then /atomic_probe /dev/$dev --fill "$u_fill"; fi

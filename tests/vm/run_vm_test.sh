@@ -6,13 +6,14 @@
 # SIGKILL of untornd while the guest writes, and ENOSPC in the guest when the file system under
 # the LUN fills up (then room again). Prints a summary table; exits non-zero on any mismatch.
 #
-#   run_vm_test.sh PATH/TO/untornd
+#   run_vm_test.sh PATH/TO/untornd [PATH/TO/untornctl]
 #
 # Downloads (the kernel) go through a private apt directory under the cache directory
 # (${UNTORN_VM_CACHE:-~/.cache/untorn-vm}); the system's apt sources are never touched. The
 # initramfs is cached keyed by the kernel and package versions and the guest files' hashes.
 set -euo pipefail
-untornd=$(readlink -f "${1:?usage: run_vm_test.sh PATH/TO/untornd}")
+untornd=$(readlink -f "${1:?usage: run_vm_test.sh PATH/TO/untornd [PATH/TO/untornctl]}")
+untornctl=$(readlink -f "${2:-$(dirname "$untornd")/../tools/untornctl}")
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${UNTORN_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/untorn-vm}
 work=$(mktemp -d /tmp/untorn-vm-XXXXXX)
@@ -26,6 +27,7 @@ cleanup() {
 trap cleanup EXIT
 log() { echo "vm-test: $*" >&2; }
 
+[ -x "$untornctl" ] || { log "missing untornctl ($untornctl)"; exit 1; }
 for tool in qemu-system-x86_64 busybox iscsid iscsiadm sg_write_x gcc cpio gzip xz apt-get dpkg-deb; do
   command -v "$tool" >/dev/null || { log "missing $tool (run .ci/install-deps)"; exit 1; }
 done
@@ -146,7 +148,7 @@ run_case() {  # run_case NAME CONFIG IQN [extra kernel args...]
   local serial=$work/serial-$name.log
   start_daemon "$cfg"
   local port=$port_now
-  local killed=0 freed=0 attempt qemu_rc=0
+  local killed=0 freed=0 resized=0 attempt qemu_rc=0
   sanitizer_lines=0
   # One vCPU: under multi-threaded TCG, a 6.12 guest with two vCPUs now and then oopses on an
   # int3 while the kernel patches its own text at boot. Should the guest still die before its
@@ -164,6 +166,11 @@ run_case() {  # run_case NAME CONFIG IQN [extra kernel args...]
         kill -KILL "$daemon"; wait "$daemon" 2>/dev/null || true
         start_daemon "$cfg" "$port"
         killed=1
+      fi
+      if [ "$resized" = 0 ] && grep -q UNTORN-RESIZE-NOW "$serial" 2>/dev/null; then
+        log "case $name: untornctl lun resize to 512MiB while the guest is logged in"
+        "$untornctl" --socket "$(dirname "$cfg")/data-$name/untornd.sock" \
+          lun resize "$iqn" 0 512MiB >&2 && resized=1 || resized=failed
       fi
       if [ "$freed" = 0 ] && grep -q UNTORN-FREE-SPACE-NOW "$serial" 2>/dev/null; then
         # The daemon's tmpfs is in its own mount namespace: reach it through /proc/PID/root.
@@ -183,6 +190,7 @@ run_case() {  # run_case NAME CONFIG IQN [extra kernel args...]
   while read -r k v; do seen["$name.$k"]=$v; done < "$work/results-$name"
   seen["$name.metric_atomic_writes"]=$(metric untorn_atomic_writes_total)
   seen["$name.killed"]=$killed
+  seen["$name.resized"]=$resized
   seen["$name.qemu_rc"]=$qemu_rc
   local daemon_rc=0
   kill -TERM "$daemon" 2>/dev/null || true
@@ -215,7 +223,7 @@ write_config "$work/blk4k.json" '"size": "256MiB", "block_size": 4096, "physical
 write_config "$work/kill9.json" '"size": "256MiB", "atomic": {"max_transfer_length": 1024, "alignment": 8, "granularity": 8}'
 
 # untorn.sgx_num: blocks for sg_write_x --atomic, a length each LUN's atomic limits accept.
-run_case default "$work/default.json" iqn.2026-11.org.untorn:vm untorn.sgx_num=8 \
+run_case default "$work/default.json" iqn.2026-11.org.untorn:vm untorn.sgx_num=8 untorn.resize=1 \
   untorn.chap_iqn=iqn.2026-11.org.untorn:vm-chap untorn.chap_user=vmuser untorn.chap_secret=vm-chap-secret-1
 run_case k16 "$work/k16.json" iqn.2026-11.org.untorn:vm untorn.sgx_num=32
 run_case refused "$work/refused.json" iqn.2026-11.org.untorn:vm untorn.sgx_num=6
@@ -324,6 +332,13 @@ for c in default k16 refused blk4k; do
   check "$c" sg_write_x_rc 0
   check "$c" sg_readback_ok 1
 done
+# untornctl lun resize 256 MiB -> 512 MiB under the logged-in session (sizes in 512-byte
+# sectors, as /sys/block/sdX/size gives them).
+check default resized 1
+check default resize_size_before 524288
+check default resize_size_after 1048576
+check default resize_readback_ok 1
+check default resize_tail_ok 1
 check default chap_wrong_secret_rc 0 ne
 check default chap_login_rc 0
 check kill9 killed 1
