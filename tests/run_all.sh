@@ -44,7 +44,7 @@ build build-tsan -DCMAKE_BUILD_TYPE=Debug -DUNTORN_TSAN=ON
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 # The power-cut and fault-injection runs are shortened under TSan (their own counts scale).
 UNTORN_POWER_CUT_RUNS=4 UNTORN_FAULT_RUNS=300 run_ctest build-tsan -j 2 --timeout 1800 \
-  -R '^(JournaledStore|GroupSync|FileStore|RangeLock|ReadMapped|LogFile|MapForSend|StoreFaults|PowerCut|FaultInjection|AllocationMap|LogicalUnitTest|LoginTest|PersistentReservations|Session|AtomicWrite|RawProtocol|Digests)'
+  -R '^(JournaledStore|GroupSync|FileStore|RangeLock|ReadMapped|LogFile|MapForSend|StoreFaults|PowerCut|FaultInjection|AllocationMap|LogicalUnitTest|LoginTest|PersistentReservations|Session|AtomicWrite|RawProtocol|Digests|Resize|SessionRegistry|Metrics|Control|Reservations)'
 
 echo "== libFuzzer targets, 30 s each"
 bash tests/fuzz/run_fuzz.sh --seconds 30

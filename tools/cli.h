@@ -25,8 +25,10 @@ inline int HelpOrVersion(int argc, char** argv, const char* program, const char*
   return -1;
 }
 
+// `why` empty: the reason was printed already (by an option parser).
 inline int BadUsage(const char* program, const std::string& why) {
-  std::fprintf(stderr, "%s: %s\nTry '%s --help'.\n", program, why.c_str(), program);
+  if (!why.empty()) std::fprintf(stderr, "%s: %s\n", program, why.c_str());
+  std::fprintf(stderr, "Try '%s --help'.\n", program);
   return 2;
 }
 

@@ -266,14 +266,7 @@ constexpr const char* kUsage =
     "  --initiator IQN   initiator name prefix (\":N\" is appended per session)\n"
     "A progress line is shown on a terminal. Exit status 1 if any command failed.\n";
 
-// Bad usage: the reason on one line (if not said already), then where to look; exit 2.
-int Usage(const std::string& why = {}) {
-  if (why.empty()) {
-    std::fprintf(stderr, "Try 'untorn-bench --help'.\n");
-    return 2;
-  }
-  return untorn::tools::BadUsage("untorn-bench", why);
-}
+int Usage(const std::string& why = {}) { return untorn::tools::BadUsage("untorn-bench", why); }
 
 bool ParseWorkload(int argc, char** argv, Workload* w) {
   untorn::tools::Options o;

@@ -55,14 +55,7 @@ constexpr const char* kUsage =
     "Shows the LUN's Block Limits VPD page (B0h) atomic fields and the atomic write\n"
     "units a Linux 6.11+ initiator (sd over iscsi_tcp, x86-64) derives from them.\n";
 
-// Bad usage: the reason on one line (if not said already), then where to look; exit 2.
-int Usage(const std::string& why = {}) {
-  if (why.empty()) {
-    std::fprintf(stderr, "Try 'untorn-limits --help'.\n");
-    return 2;
-  }
-  return untorn::tools::BadUsage("untorn-limits", why);
-}
+int Usage(const std::string& why = {}) { return untorn::tools::BadUsage("untorn-limits", why); }
 
 }  // namespace
 

@@ -144,14 +144,7 @@ constexpr const char* kUsage =
     "usage: untorn-soak URL --pid PID [--seconds 60] [--threads 8] "
     "[--rss-slack-mib 32]\n";
 
-// Bad usage: the reason on one line (if not said already), then where to look; exit 2.
-int Usage(const std::string& why = {}) {
-  if (why.empty()) {
-    std::fprintf(stderr, "Try 'untorn-soak --help'.\n");
-    return 2;
-  }
-  return untorn::tools::BadUsage("untorn-soak", why);
-}
+int Usage(const std::string& why = {}) { return untorn::tools::BadUsage("untorn-soak", why); }
 
 }  // namespace
 

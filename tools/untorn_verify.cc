@@ -17,14 +17,7 @@ constexpr const char* kUsage =
     "  P    the pattern given to untorn-write: stamp[:SEED] (default), 0xNN, zero\n"
     "Exit status: 0 every block matches, 1 a mismatch or a failed read, 2 usage.\n";
 
-// Bad usage: the reason on one line (if not said already), then where to look; exit 2.
-int Usage(const std::string& why = {}) {
-  if (why.empty()) {
-    std::fprintf(stderr, "Try 'untorn-verify --help'.\n");
-    return 2;
-  }
-  return untorn::tools::BadUsage("untorn-verify", why);
-}
+int Usage(const std::string& why = {}) { return untorn::tools::BadUsage("untorn-verify", why); }
 
 }  // namespace
 

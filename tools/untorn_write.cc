@@ -24,14 +24,7 @@ constexpr const char* kUsage =
     "           untorn-verify with the same pattern checks it back\n"
     "Exit status: 0 GOOD, 1 any other status (described on stderr), 2 usage.\n";
 
-// Bad usage: the reason on one line (if not said already), then where to look; exit 2.
-int Usage(const std::string& why = {}) {
-  if (why.empty()) {
-    std::fprintf(stderr, "Try 'untorn-write --help'.\n");
-    return 2;
-  }
-  return untorn::tools::BadUsage("untorn-write", why);
-}
+int Usage(const std::string& why = {}) { return untorn::tools::BadUsage("untorn-write", why); }
 
 bool Number(const untorn::tools::Options& o, const char* name, uint64_t max, uint64_t* out) {
   if (!o.Has(name)) return true;

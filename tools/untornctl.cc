@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "tools/cli.h"
+
 namespace {
 
 using json = nlohmann::json;
@@ -42,10 +44,7 @@ options:
   --version       print the version
 )";
 
-int Usage(const std::string& why) {
-  std::fprintf(stderr, "untornctl: %s\nTry 'untornctl --help'.\n", why.c_str());
-  return 2;
-}
+int Usage(const std::string& why) { return untorn::tools::BadUsage("untornctl", why); }
 
 // One request over a fresh connection; the parsed response, or nullopt with *error.
 std::optional<json> Call(const std::string& socket_path, const std::string& method,
@@ -187,16 +186,9 @@ int main(int argc, char** argv) {
   }
   bool as_json = false;
   std::vector<std::string> args;
+  if (int rc = untorn::tools::HelpOrVersion(argc, argv, "untornctl", kUsage); rc >= 0) return rc;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    if (a == "--version") {
-      std::printf("untornctl %s\n", UNTORN_VERSION);
-      return 0;
-    }
     if (a == "--json") {
       as_json = true;
     } else if (a == "--socket") {
