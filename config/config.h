@@ -15,11 +15,15 @@ struct Portal {
   std::string host = "0.0.0.0";
   uint16_t port = 3260;
   std::string advertise;  // address:port put in SendTargets replies; empty = the local address
+
+  bool operator==(const Portal&) const = default;
 };
 
 struct ChapCredentials {
   std::string username;
   std::string secret;
+
+  bool operator==(const ChapCredentials&) const = default;
 };
 
 struct AtomicLimits {  // SBC-4 Block Limits VPD fields, in logical blocks
@@ -29,6 +33,8 @@ struct AtomicLimits {  // SBC-4 Block Limits VPD fields, in logical blocks
   uint32_t max_transfer_length_with_boundary = 0;
   uint32_t max_boundary_size = 0;
   bool allow_ignored_by_linux = false;  // accept limits Linux's sd would silently disable
+
+  bool operator==(const AtomicLimits&) const = default;
 };
 
 struct Lun {
@@ -53,6 +59,8 @@ struct InitiatorAcl {
   std::string initiator;                       // its InitiatorName
   std::optional<ChapCredentials> chap;         // it must authenticate with these
   std::optional<ChapCredentials> mutual_chap;  // the target answers it with these
+
+  bool operator==(const InitiatorAcl&) const = default;
 };
 
 struct Target {
@@ -93,6 +101,8 @@ struct Limits {
   uint32_t login_timeout_seconds = 15;
   uint32_t nop_interval_seconds = 5;  // ping an idle initiator this often
   uint32_t nop_timeout_seconds = 30;  // drop a connection that stays silent this long after a ping
+
+  bool operator==(const Limits&) const = default;
 };
 
 struct Config {
@@ -110,6 +120,15 @@ struct Config {
 
 // A LUN's backing file path: absolute as given, else under data_dir.
 [[nodiscard]] std::string BackingPath(const Config& c, const Lun& lun);
+// What a reload (SIGHUP, untornctl reload) may change in a running untornd, from `running` to
+// `next`: `live` lists what it would apply (each "field: what"), `refused` what needs a restart
+// (each "field: why"), with field paths as Parse names them. Portals are compared as loaded,
+// before any port 0 was bound.
+struct ReloadPlan {
+  std::vector<std::string> live, refused;
+};
+[[nodiscard]] ReloadPlan PlanReload(const Config& running, const Config& next);
+
 // "1073741824", "512MiB", "1GiB" (B, KiB, MiB, GiB, TiB) into bytes; false with *error.
 [[nodiscard]] bool ParseSize(std::string_view text, uint64_t* out, std::string* error);
 

@@ -36,6 +36,43 @@ options:
 )";
 
 // Bad usage: one line saying why, and where to look; exit status 2.
+// What the command line sets over the configuration file, again at every reload.
+struct Overrides {
+  std::string listen, advertise, data_dir, metrics, log_level;
+  std::optional<std::string> control_socket;
+};
+
+bool ApplyOverrides(const Overrides& o, untorn::config::Config* config, std::string* error) {
+  if (!o.listen.empty()) {
+    untorn::config::Portal p;
+    if (!untorn::config::ParseHostPort(o.listen, &p, error)) {
+      *error = "--listen: " + *error;
+      return false;
+    }
+    config->portals = {p};
+  }
+  if (!o.advertise.empty()) {
+    untorn::config::Portal check;
+    if (!untorn::config::ParseHostPort(o.advertise, &check, error)) {
+      *error = "--advertise: " + *error;
+      return false;
+    }
+    for (auto& p : config->portals) p.advertise = o.advertise;
+  }
+  if (!o.data_dir.empty()) config->data_dir = o.data_dir;
+  if (!o.metrics.empty()) {
+    untorn::config::Portal check;
+    if (!untorn::config::ParseHostPort(o.metrics, &check, error)) {
+      *error = "--metrics: " + *error;
+      return false;
+    }
+    config->metrics = o.metrics;
+  }
+  if (!o.log_level.empty()) config->log_level = o.log_level;
+  if (o.control_socket) config->control_socket = *o.control_socket;
+  return true;
+}
+
 int Usage(const char* error) {
   std::fprintf(stderr, "untornd: %s\nTry 'untornd --help'.\n", error);
   return 2;
@@ -127,30 +164,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "untornd: %s\n", error.c_str());
     return 1;
   }
-  if (!listen.empty()) {
-    untorn::config::Portal p;
-    if (!untorn::config::ParseHostPort(listen, &p, &error)) {
-      return Usage(("--listen: " + error).c_str());
-    }
-    config.portals = {p};
-  }
-  if (!advertise.empty()) {
-    untorn::config::Portal check;
-    if (!untorn::config::ParseHostPort(advertise, &check, &error)) {
-      return Usage(("--advertise: " + error).c_str());
-    }
-    for (auto& p : config.portals) p.advertise = advertise;
-  }
-  if (!data_dir.empty()) config.data_dir = data_dir;
-  if (!metrics.empty()) {
-    untorn::config::Portal check;
-    if (!untorn::config::ParseHostPort(metrics, &check, &error)) {
-      return Usage(("--metrics: " + error).c_str());
-    }
-    config.metrics = metrics;
-  }
-  if (!log_level.empty()) config.log_level = log_level;
-  if (control_socket) config.control_socket = *control_socket;
+  const Overrides overrides{listen, advertise, data_dir, metrics, log_level, control_socket};
+  if (!ApplyOverrides(overrides, &config, &error)) return Usage(error.c_str());
   untorn::target::LogLevel level{};
   if (!untorn::target::ParseLogLevel(config.log_level, &level)) {
     return Usage("--log-level must be debug, info, warn or error");
@@ -158,6 +173,11 @@ int main(int argc, char** argv) {
   untorn::target::SetLogLevel(level);
 
   untorn::target::Server server(std::move(config), config_file, UNTORN_VERSION, UNTORN_COMMIT);
+  if (!config_file.empty()) {  // a reload reads the file again, with the same overrides
+    server.SetConfigSource([config_file, overrides](Config* out, std::string* why) {
+      return untorn::config::LoadFile(config_file, out, why) && ApplyOverrides(overrides, out, why);
+    });
+  }
   if (!server.Open()) return 1;
   return server.Run();
 }

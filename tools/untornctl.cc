@@ -34,6 +34,9 @@ commands:
                                     needs --force and loses the blocks past the new end
   config save [PATH]                write the running configuration (default: the file untornd
                                     was started with), atomically, mode 0600
+  reload                            read the configuration file again (as SIGHUP does): apply
+                                    what can change live, or change nothing and say which field
+                                    needs a restart
   call METHOD [PARAMS-JSON]         any JSON-RPC method, e.g. call status '{}'
 
 options:
@@ -171,6 +174,11 @@ int PrintError(const json& e) {
     }
   }
   std::fprintf(stderr, "%s\n", line.c_str());
+  if (e.contains("data") && e["data"].contains("refused")) {
+    for (const auto& r : e["data"]["refused"]) {
+      std::fprintf(stderr, "  %s\n", r.get<std::string>().c_str());
+    }
+  }
   return 1;
 }
 
@@ -244,6 +252,9 @@ int main(int argc, char** argv) {
     if (args.size() > 3) return Usage("config save takes at most a path");
     method = "config.save";
     if (args.size() == 3) params["path"] = args[2];
+  } else if (cmd == "reload") {
+    if (args.size() != 1) return Usage("reload takes no arguments");
+    method = "config.reload";
   } else if (cmd == "call") {
     if (args.size() < 2 || args.size() > 3) return Usage("call needs METHOD [PARAMS-JSON]");
     method = args[1];
@@ -287,6 +298,9 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(r.value("blocks", 0ULL)));
     } else if (method == "config.save") {
       std::printf("saved %s\n", r.value("path", "").c_str());
+    } else if (method == "config.reload") {
+      std::printf("reloaded: %zu change(s)\n", r["applied"].size());
+      for (const auto& c : r["applied"]) std::printf("  %s\n", c.get<std::string>().c_str());
     } else {
       std::printf("%s\n", r.dump(2).c_str());
     }

@@ -19,9 +19,8 @@ constexpr size_t kMaxRequest = 1 << 20;  // one request line
 constexpr int kMaxClients = 16;
 }  // namespace
 
-ControlServer::ControlServer(asio::io_context& io, asio::thread_pool& work,
-                             ControlService::Runtime rt)
-    : io_(io), work_(work), service_(std::move(rt)), acceptor_(io) {}
+ControlServer::ControlServer(asio::io_context& io, asio::thread_pool& work, ControlService& service)
+    : io_(io), work_(work), service_(service), acceptor_(io) {}
 
 ControlServer::~ControlServer() { Close(); }
 

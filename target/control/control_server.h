@@ -15,7 +15,7 @@ namespace untorn::target {
 class ControlServer {
  public:
   ControlServer(boost::asio::io_context& io, boost::asio::thread_pool& work,
-                ControlService::Runtime rt);
+                ControlService& service);
   ~ControlServer();
 
   // Binds `path` (a stale socket left by a daemon that is gone is replaced; one a live daemon
@@ -30,7 +30,7 @@ class ControlServer {
 
   boost::asio::io_context& io_;
   boost::asio::thread_pool& work_;
-  ControlService service_;
+  ControlService& service_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
   std::string path_;
   int clients_ = 0;  // on io_'s thread

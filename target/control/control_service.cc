@@ -162,6 +162,7 @@ class Methods {
     if (method == "session.drop") return SessionDrop(params);
     if (method == "lun.resize") return LunResize(params);
     if (method == "config.save") return ConfigSave(params);
+    if (method == "config.reload") return ConfigReload(params);
     throw RpcError{kMethodNotFound, "method not found: " + method, {{"method", method}}};
   }
 
@@ -251,6 +252,58 @@ class Methods {
     WriteFileAtomically(path, text);
     UNTORN_LOG_INFO("control: configuration saved to ", path);
     return {{"path", path}, {"bytes", text.size()}};
+  }
+
+  // The configuration file read again (with the command line's overrides): what can change
+  // live is applied, LUN growth first; anything that needs a restart refuses the whole reload,
+  // and a file that does not load changes nothing.
+  json ConfigReload(const json& p) {
+    CheckParams(p, {});
+    if (!rt_.load_config) {
+      Failed("untornd runs on its embedded default configuration: there is no file to reload");
+    }
+    config::Config next;
+    std::string error;
+    if (!rt_.load_config(&next, &error)) {
+      throw RpcError{
+          kServerError, "the configuration does not load: " + error, {{"reason", error}}};
+    }
+    config::Config running = *rt_.config;
+    running.portals = rt_.portals_as_loaded;  // compared as loaded, before ports were bound
+    const config::ReloadPlan plan = config::PlanReload(running, next);
+    if (!plan.refused.empty()) {
+      std::string first = plan.refused.front();
+      if (plan.refused.size() > 1) {
+        first += " (and " + std::to_string(plan.refused.size() - 1) + " more)";
+      }
+      throw RpcError{
+          kServerError, "reload refused, nothing changed: " + first, {{"refused", plan.refused}}};
+    }
+    // LUNs that grow, first: a failure here is reported, with what grew before it kept.
+    for (const auto& nt : next.targets) {
+      for (const auto& nl : nt.luns) {
+        json q = {{"target", nt.iqn}, {"lun", nl.id}};
+        auto [rt, lu, lun] = FindLun(q);
+        if (nl.size <= lun->size) continue;
+        const storage::Status s = lu->Resize(nl.size, false);
+        if (!s.ok()) {
+          Failed("reload: " + nt.iqn + " LUN " + std::to_string(nl.id) +
+                 " not resized: " + s.message());
+        }
+        UNTORN_LOG_INFO("reload: ", nt.iqn, " LUN ", nl.id, " grown from ", lun->size, " to ",
+                        nl.size, " bytes");
+        lun->size = nl.size;
+      }
+    }
+    LogLevel level{};
+    if (ParseLogLevel(next.log_level, &level)) SetLogLevel(level);
+    next.portals = rt_.config->portals;  // as bound
+    *rt_.config = std::move(next);
+    if (rt_.publish_config) rt_.publish_config();
+    for (const auto& change : plan.live) UNTORN_LOG_INFO("reload: ", change);
+    UNTORN_LOG_INFO("configuration reloaded from ", rt_.config_file, ": ", plan.live.size(),
+                    " change(s)");
+    return {{"applied", plan.live}};
   }
 
   json Sessions() {

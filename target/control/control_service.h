@@ -2,7 +2,8 @@
 // in, responses out, over what the server lends it. No sockets here (control_server.h carries
 // the bytes), so every method is reachable from a test with a string.
 //
-// Methods (docs/control.md): status, session.list, session.drop, lun.resize, config.save.
+// Methods (docs/control.md): status, session.list, session.drop, lun.resize, config.save,
+// config.reload.
 // Errors are JSON-RPC errors; those about a parameter carry {"field": "params.x", "reason": …}
 // in their data, so a client can say which argument was wrong.
 //
@@ -10,6 +11,7 @@
 // blocks while the LUN's I/O drains, so the server calls it off its network threads).
 #pragma once
 
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -23,11 +25,17 @@ namespace untorn::target {
 class ControlService {
  public:
   struct Runtime {
-    config::Config* config = nullptr;  // the running configuration (resize updates it)
+    config::Config* config = nullptr;  // the running configuration (resize, reload change it)
     std::vector<std::unique_ptr<TargetRuntime>>* targets = nullptr;
     SessionRegistry* sessions = nullptr;
     std::string config_file;  // what --config named; empty: the embedded default
     std::string version;
+    // For config.reload: the file read again with the command line's overrides (null: nothing
+    // to reload), the portals as that gave them before ports were bound, and what publishes a
+    // changed running configuration to new connections.
+    std::function<bool(config::Config*, std::string*)> load_config;
+    std::vector<config::Portal> portals_as_loaded;
+    std::function<void()> publish_config;
   };
   explicit ControlService(Runtime rt) : rt_(std::move(rt)) {}
 

@@ -61,7 +61,7 @@ Connection::~Connection() {
 
 void Connection::Start() {
   Login::Environment env;
-  env.config = ctx_.config;
+  env.config = ctx_.config.get();
   env.local_address = local_;
   env.random = [](uint8_t* p, size_t n) {
     if (RAND_bytes(p, static_cast<int>(n)) != 1) {
@@ -240,7 +240,7 @@ awaitable<bool> Connection::OnLoginPdu(Pdu& pdu) {
   UpdateWindow();
   nexus_ = Nexus{admitted_nexus_, login_->initiator_name(), login_->isid()};
   if (!discovery_) {
-    target_ = ctx_.FindTarget(login_->target());
+    target_ = ctx_.FindTarget(login_->target()->iqn);
     for (const auto& lu : target_->luns) lu->AddNexus(nexus_);
     ctx_.metrics->Get("untorn_sessions", {{"target", target_->config->iqn}}, "Open sessions", true)
         .fetch_add(1);
@@ -425,15 +425,16 @@ void Connection::OnNopOut(const Pdu& pdu) {
 
 std::vector<uint8_t> Connection::SendTargets(const std::string& which) const {
   std::vector<uint8_t> out;
-  for (const auto& t : *ctx_.targets) {
-    const config::Target& c = *t->config;
+  // The targets and their ACLs as this connection's configuration snapshot has them.
+  for (const config::Target& c : ctx_.config->targets) {
     // RFC 7143 §12.3: "All" in a discovery session lists every target, in a normal session
     // only the session's own; an empty value means the session's own; a name means that one.
+    const bool own = target_ != nullptr && target_->config->iqn == c.iqn;
     bool include = false;
     if (which == "All")
-      include = target_ == nullptr || target_ == t.get();
+      include = target_ == nullptr || own;
     else if (which.empty())
-      include = target_ == t.get();
+      include = own;
     else
       include = which == c.iqn;
     if (!include) continue;

@@ -142,6 +142,7 @@ bool Server::OpenStore(const config::Target& t, const config::Lun& lun, const st
 }
 
 bool Server::Open() {
+  portals_as_loaded_ = config_.portals;
   std::error_code fec;
   std::filesystem::create_directories(config_.data_dir, fec);
   if (fec) {
@@ -149,8 +150,7 @@ bool Server::Open() {
     return false;
   }
   for (const auto& t : config_.targets) {
-    auto rt = std::make_unique<TargetRuntime>();
-    rt->config = &t;
+    auto rt = std::make_unique<TargetRuntime>(t);
     for (const auto& lun : t.luns) {
       const std::string path = config::BackingPath(config_, lun);
       std::unique_ptr<storage::BlockStore> store;
@@ -220,11 +220,14 @@ bool Server::Open() {
     metrics_.Add("untorn_connections_refused_total", {{"reason", reason}},
                  "Connections or logins refused by a cap, by reason", 0);
   }
+  ControlService::Runtime rt{&config_, &targets_, &sessions_, config_file_,
+                             version_ + " (" + commit_ + ")"};
+  rt.load_config = load_config_;
+  rt.portals_as_loaded = portals_as_loaded_;
+  rt.publish_config = [this] { PublishConfig(); };
+  control_service_ = std::make_unique<ControlService>(std::move(rt));
   if (const std::string path = config::ControlSocketPath(config_); !path.empty()) {
-    control_ = std::make_unique<ControlServer>(
-        io_, storage_pool_,
-        ControlService::Runtime{&config_, &targets_, &sessions_, config_file_,
-                                version_ + " (" + commit_ + ")"});
+    control_ = std::make_unique<ControlServer>(io_, storage_pool_, *control_service_);
     std::string error;
     if (!control_->Open(path, &error)) {
       UNTORN_LOG_ERROR("control interface: ", error);
@@ -257,7 +260,36 @@ bool Server::Open() {
     UNTORN_LOG_INFO("metrics on http://", mp.host, ":", metrics_acceptor_->local_endpoint().port(),
                     "/metrics");
   }
+  PublishConfig();
   return true;
+}
+
+std::shared_ptr<const config::Config> Server::Snapshot() {
+  std::lock_guard lk(snapshot_mu_);
+  return snapshot_;
+}
+
+void Server::PublishConfig() {
+  auto next = std::make_shared<const config::Config>(config_);
+  std::lock_guard lk(snapshot_mu_);
+  snapshot_ = std::move(next);
+}
+
+void Server::WaitForHangup(asio::signal_set& hangup) {
+  hangup.async_wait([this, &hangup](const boost::system::error_code& ec, int) {
+    if (ec || stopping_) return;
+    UNTORN_LOG_INFO("SIGHUP: reloading ",
+                    config_file_.empty() ? "(embedded default)" : config_file_);
+    // As `untornctl reload` does it: on the storage pool, one control request at a time.
+    asio::post(storage_pool_, [this] {
+      const std::string answer =
+          control_service_->Handle(R"({"jsonrpc":"2.0","method":"config.reload","id":0})");
+      if (answer.find("\"error\"") != std::string::npos) {
+        UNTORN_LOG_WARN("SIGHUP: reload failed: ", answer.substr(0, answer.size() - 1));
+      }
+    });
+    WaitForHangup(hangup);
+  });
 }
 
 awaitable<void> Server::Accept(tcp::acceptor& acceptor) {
@@ -271,8 +303,9 @@ awaitable<void> Server::Accept(tcp::acceptor& acceptor) {
       UNTORN_LOG_WARN("accept: ", ec.message());
       continue;
     }
-    if (connections_.load() >= static_cast<int>(config_.limits.max_connections)) {
-      UNTORN_LOG_WARN("refusing connection: ", config_.limits.max_connections,
+    const std::shared_ptr<const config::Config> config = Snapshot();
+    if (connections_.load() >= static_cast<int>(config->limits.max_connections)) {
+      UNTORN_LOG_WARN("refusing connection: ", config->limits.max_connections,
                       " connections already open");
       socket.close(ec);
       continue;
@@ -287,14 +320,14 @@ awaitable<void> Server::Accept(tcp::acceptor& acceptor) {
     auto slot = limits_.AdmitAddress(remote.address().to_string());
     if (!slot) {
       UNTORN_LOG_WARN("refusing connection from ", remote.address().to_string(), ": ",
-                      config_.limits.max_connections_per_address,
+                      config->limits.max_connections_per_address,
                       " connections from that address already open");
       metrics_.Add("untorn_connections_refused_total", {{"reason", "per_address"}},
                    "Connections or logins refused by a cap, by reason");
       socket.close(ec);
       continue;
     }
-    ServerContext ctx{&config_,      &targets_, &sessions_,   &metrics_, &storage_pool_,
+    ServerContext ctx{config,        &targets_, &sessions_,   &metrics_, &storage_pool_,
                       &connections_, &buffers_, send_buffer_, &limits_};
     auto conn = std::make_shared<Connection>(std::move(socket), ctx, next_connection_id_++);
     conn->HoldAddressSlot(std::move(*slot));
@@ -388,6 +421,8 @@ int Server::Run() {
       Shutdown();
     }
   });
+  asio::signal_set hangup(io_, SIGHUP);
+  WaitForHangup(hangup);
   for (auto& a : acceptors_) asio::co_spawn(io_, Accept(*a), asio::detached);
   if (metrics_acceptor_) asio::co_spawn(io_, ServeMetrics(*metrics_acceptor_), asio::detached);
   if (control_) control_->Start();

@@ -9,7 +9,9 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,12 @@ class Server {
                   std::string commit = {});
   ~Server();
 
+  // Where a reload (SIGHUP, untornctl reload) reads the configuration again: the file, with
+  // the command line's overrides applied. Unset: nothing to reload. Before Open.
+  void SetConfigSource(std::function<bool(config::Config*, std::string*)> load) {
+    load_config_ = std::move(load);
+  }
+
   // Opens backing stores and binds the portals; false (with a logged reason) on failure.
   [[nodiscard]] bool Open();
   // Serves until a stop signal; returns the process exit code.
@@ -45,13 +53,24 @@ class Server {
   boost::asio::awaitable<void> ServeMetrics(boost::asio::ip::tcp::acceptor& acceptor);
   boost::asio::awaitable<void> MetricsClient(boost::asio::ip::tcp::socket socket);
   void Shutdown();
+  void WaitForHangup(boost::asio::signal_set& hangup);
+  // The configuration new connections get (ServerContext::config); PublishConfig replaces it
+  // with a copy of config_ (after a reload).
+  [[nodiscard]] std::shared_ptr<const config::Config> Snapshot();
+  void PublishConfig();
   bool OpenStore(const config::Target& t, const config::Lun& lun, const std::string& path,
                  std::unique_ptr<storage::BlockStore>* out);
 
   // Declaration order is destruction order in reverse: the io_context (whose pending handlers
   // may own connections) goes before the state connections point into.
+  // The running configuration: ports as bound, LUN sizes as resized; after Open, changed only by
+  // the control service (under its mutex). Connections read snapshots of it, never it.
   config::Config config_;
   const std::string config_file_, version_, commit_;
+  std::function<bool(config::Config*, std::string*)> load_config_;
+  std::vector<config::Portal> portals_as_loaded_;
+  std::mutex snapshot_mu_;
+  std::shared_ptr<const config::Config> snapshot_;  // guarded by snapshot_mu_
   Metrics metrics_;
   SessionRegistry sessions_;
   std::vector<std::unique_ptr<TargetRuntime>> targets_;
@@ -64,7 +83,8 @@ class Server {
   std::vector<std::unique_ptr<boost::asio::io_context>> network_;
   size_t next_network_ = 0;
   boost::asio::thread_pool storage_pool_;
-  std::unique_ptr<ControlServer> control_;  // none when config.control_socket is empty
+  std::unique_ptr<ControlService> control_service_;  // reload (SIGHUP) and the socket's methods
+  std::unique_ptr<ControlServer> control_;           // none when config.control_socket is empty
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::unique_ptr<boost::asio::ip::tcp::acceptor> metrics_acceptor_;
   std::vector<uint16_t> bound_ports_;

@@ -3,19 +3,23 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "config/config.h"
 #include "target/asio.h"
 #include "target/iscsi/buffer_budget.h"
 #include "target/iscsi/connection_limits.h"
-#include "target/metrics.h"
 #include "target/iscsi/target_runtime.h"
+#include "target/metrics.h"
 
 namespace untorn::target {
 
 struct ServerContext {
-  const config::Config* config = nullptr;
+  // The configuration as it was when this connection was accepted: immutable, and kept alive by
+  // the connection, so that a reload changes what new connections see and nothing under the
+  // ones already running.
+  std::shared_ptr<const config::Config> config;
   std::vector<std::unique_ptr<TargetRuntime>>* targets = nullptr;
   SessionRegistry* sessions = nullptr;
   Metrics* metrics = nullptr;
@@ -25,9 +29,9 @@ struct ServerContext {
   int send_buffer = 0;                               // SO_SNDBUF to set; 0: leave to autotuning
   ConnectionLimits* limits = nullptr;                // per-address and discovery caps
 
-  [[nodiscard]] TargetRuntime* FindTarget(const config::Target* t) const {
+  [[nodiscard]] TargetRuntime* FindTarget(const std::string& iqn) const {
     for (const auto& r : *targets) {
-      if (r->config == t) return r.get();
+      if (r->config->iqn == iqn) return r.get();
     }
     return nullptr;
   }

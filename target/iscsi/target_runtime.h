@@ -23,7 +23,12 @@ namespace untorn::target {
 class Connection;
 
 struct TargetRuntime {
-  const config::Target* config = nullptr;
+  // The target as configured at start, its own copy: a reload replaces the running
+  // configuration, never this (the iqn and LUN ids it gives cannot change live). Credentials
+  // and ACLs are read by each login from the configuration snapshot it started with.
+  explicit TargetRuntime(const config::Target& t) : own_config(t) {}
+  const config::Target own_config;
+  const config::Target* const config = &own_config;
   std::vector<std::unique_ptr<LogicalUnit>> luns;  // immutable after start
 
   [[nodiscard]] LogicalUnit* Find(uint16_t lun) const {

@@ -2,6 +2,7 @@
 // input answered with a JSON-RPC error naming the field, and the daemon (and an iSCSI session
 // beside it) unaffected.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -259,6 +260,86 @@ TEST(Control, ClientsAreCappedAndALiveSocketIsNotTakenOver) {
   EXPECT_FALSE(second.ok());
   EXPECT_NE(second.Log().find("another untornd answers"), std::string::npos) << second.Log();
   EXPECT_TRUE(clients.front()->Call("status").contains("result"));
+}
+
+// A config file as DefaultConfig() writes it, with `target_extra` in the target and the LUN at
+// `size`, and @DATA_DIR@ replaced as UntorndProcess does.
+void RewriteConfig(const UntorndProcess& d, const std::string& target_extra,
+                   const std::string& lun_extra) {
+  std::string text = DefaultConfig(target_extra, lun_extra);
+  const std::string marker = "@DATA_DIR@";
+  text.replace(text.find(marker), marker.size(), d.dir() + "/data");
+  std::ofstream(d.config_path()) << text;
+}
+
+bool CanLogIn(const UntorndProcess& d, const std::string& initiator) {
+  LoginOptions o;
+  o.initiator = initiator;
+  std::string error;
+  return static_cast<bool>(Login(d.portal(), kTargetIqn, o, &error));
+}
+
+// config.reload applies what can change live (ACLs for new logins, a LUN that grows, the log
+// level) and refuses, changing nothing, what cannot (a block size), naming the field; a file
+// that does not parse changes nothing; a running session is not touched. SIGHUP does the same.
+TEST(Control, ReloadAppliesWhatCanChangeLiveAndRefusesTheRest) {
+  const std::string x = "iqn.2026-11.org.untorn:x", y = "iqn.2026-11.org.untorn:y";
+  UntorndProcess d(DefaultConfig(R"("allowed_initiators": ["iqn.2026-11.org.untorn:x"])"));
+  ASSERT_TRUE(d.ok()) << d.Log();
+  LoginOptions ox;
+  ox.initiator = x;
+  std::string error;
+  Context sx = Login(d.portal(), kTargetIqn, ox, &error);
+  ASSERT_TRUE(sx) << error;
+  EXPECT_FALSE(CanLogIn(d, y));
+  ControlClient c(d);
+
+  RewriteConfig(d, R"("allowed_initiators": [")" + x + R"(", ")" + y + R"("])",
+                R"("size": "128MiB")");
+  const json r = c.Call("config.reload");
+  ASSERT_TRUE(r.contains("result")) << r.dump();
+  EXPECT_GE(r["result"]["applied"].size(), 2u) << r.dump();
+  EXPECT_TRUE(CanLogIn(d, y)) << "the new ACL does not let y in";
+  EXPECT_EQ(c.Call("status")["result"]["targets"][0]["luns"][0]["size"], 128u << 20);
+  for (int i = 0; i < 4; ++i) {  // x's session goes on, and sees the new capacity
+    Task t(iscsi_testunitready_sync(sx.get(), 0));
+    if (t && t->status == SCSI_STATUS_GOOD) break;
+  }
+  Task rc(iscsi_readcapacity16_sync(sx.get(), 0));
+  ASSERT_TRUE(rc && rc->status == SCSI_STATUS_GOOD);
+  auto* cap = static_cast<scsi_readcapacity16*>(scsi_datain_unmarshall(rc.get()));
+  ASSERT_NE(cap, nullptr);
+  EXPECT_EQ(cap->returned_lba, (128u << 20) / 512 - 1);
+
+  // A block size change (and a lost ACL entry with it) is refused whole: y still gets in.
+  RewriteConfig(d, R"("allowed_initiators": [")" + x + R"("])",
+                R"("size": "128MiB", "block_size": 4096, "physical_block_size": 4096)");
+  const json refused = c.Call("config.reload");
+  ASSERT_TRUE(refused.contains("error")) << refused.dump();
+  EXPECT_EQ(refused["error"]["code"], -32000);
+  EXPECT_NE(refused["error"]["data"]["refused"].dump().find("targets[0].luns[0].block_size"),
+            std::string::npos)
+      << refused.dump();
+  EXPECT_TRUE(CanLogIn(d, y)) << "a refused reload changed the ACL";
+
+  std::ofstream(d.config_path()) << "{ not json";
+  const json broken = c.Call("config.reload");
+  ASSERT_TRUE(broken.contains("error")) << broken.dump();
+  EXPECT_TRUE(CanLogIn(d, y));
+  EXPECT_EQ(c.Call("status")["result"]["targets"][0]["luns"][0]["size"], 128u << 20);
+
+  // SIGHUP: y leaves the ACL (polled: the reload runs off the signal handler).
+  RewriteConfig(d, R"("allowed_initiators": [")" + x + R"("])", R"("size": "128MiB")");
+  ASSERT_EQ(::kill(d.pid(), SIGHUP), 0);
+  bool refused_now = false;
+  for (int i = 0; i < 100 && !refused_now; ++i) {
+    refused_now = !CanLogIn(d, y);
+    if (!refused_now) ::usleep(20000);
+  }
+  EXPECT_TRUE(refused_now) << d.Log();
+  EXPECT_NE(d.Log().find("configuration reloaded"), std::string::npos);
+  Task t(iscsi_testunitready_sync(sx.get(), 0));
+  EXPECT_TRUE(t && t->status == SCSI_STATUS_GOOD) << "x's session was touched";
 }
 
 }  // namespace

@@ -25,6 +25,9 @@ class UntorndProcess {
     return "iscsi://" + portal() + "/" + iqn + "/" + std::to_string(lun);
   }
   [[nodiscard]] const std::string& dir() const { return dir_; }
+  // The configuration file it was started with (a test may rewrite it and reload).
+  [[nodiscard]] const std::string& config_path() const { return config_path_; }
+  [[nodiscard]] int pid() const { return pid_; }
   [[nodiscard]] std::string Log() const;
   // GET /metrics; empty on failure.
   [[nodiscard]] std::string Metrics() const;

@@ -225,3 +225,67 @@ TEST(Config, ToJsonRoundTrips) {
 
 }  // namespace
 }  // namespace untorn::config
+
+namespace untorn::config {
+namespace {
+
+Config ParseOk(const std::string& text) {
+  Config c;
+  std::string error;
+  EXPECT_TRUE(Parse(text, &c, &error)) << error;
+  return c;
+}
+
+std::string Cfg(const std::string& target_extra, const std::string& lun_extra,
+                const std::string& top = "") {
+  return R"({"portals":[{"listen":"0.0.0.0:3260"}],)" + top +
+         R"("targets":[{"iqn":"iqn.2026-11.org.untorn:t",)" + target_extra +
+         R"("luns":[{"id":0,"backing_file":"a","size":"64MiB")" + lun_extra + "}]}]}";
+}
+
+bool Mentions(const std::vector<std::string>& list, const std::string& field) {
+  for (const auto& s : list) {
+    if (s.rfind(field, 0) == 0) return true;
+  }
+  return false;
+}
+
+// What a reload may change live, and what it refuses, each named by its field.
+TEST(Config, PlanReloadSortsLiveChangesFromRefusals) {
+  const Config running = ParseOk(Cfg("", ""));
+  ReloadPlan same = PlanReload(running, running);
+  EXPECT_TRUE(same.live.empty());
+  EXPECT_TRUE(same.refused.empty());
+
+  const ReloadPlan live =
+      PlanReload(running, ParseOk(Cfg(R"("alias":"b","allowed_initiators":["iqn.x"],)",
+                                      R"(,"size":"128MiB")", R"("log_level":"debug",)")));
+  EXPECT_TRUE(live.refused.empty()) << live.refused.front();
+  EXPECT_TRUE(Mentions(live.live, "log_level"));
+  EXPECT_TRUE(Mentions(live.live, "targets[0].alias"));
+  EXPECT_TRUE(Mentions(live.live, "targets[0].acls"));
+  EXPECT_TRUE(Mentions(live.live, "targets[0].luns[0].size"));
+
+  const ReloadPlan refused = PlanReload(
+      running, ParseOk(Cfg("", R"(,"size":"32MiB","block_size":4096,"physical_block_size":4096)",
+                           R"("io_threads":4,"limits":{"max_connections":8},)")));
+  EXPECT_TRUE(Mentions(refused.refused, "targets[0].luns[0].size"));
+  EXPECT_TRUE(Mentions(refused.refused, "targets[0].luns[0].block_size"));
+  EXPECT_TRUE(Mentions(refused.refused, "io_threads"));
+  EXPECT_TRUE(Mentions(refused.refused, "limits"));
+
+  Config more = running;
+  more.targets[0].luns.push_back(more.targets[0].luns[0]);
+  more.targets[0].luns[1].id = 1;
+  more.targets.push_back(more.targets[0]);
+  more.targets[1].iqn = "iqn.2026-11.org.untorn:u";
+  const ReloadPlan added = PlanReload(running, more);
+  EXPECT_TRUE(Mentions(added.refused, "targets[0].luns[1]"));
+  EXPECT_TRUE(Mentions(added.refused, "targets[1]"));
+  const ReloadPlan removed = PlanReload(more, running);
+  EXPECT_TRUE(Mentions(removed.refused, "targets[0].luns: LUN 1"));
+  EXPECT_TRUE(Mentions(removed.refused, "targets: iqn.2026-11.org.untorn:u"));
+}
+
+}  // namespace
+}  // namespace untorn::config
