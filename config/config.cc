@@ -632,6 +632,20 @@ bool Parse(std::string_view json_text, Config* out, std::string* error) {
   }
 }
 
+bool ParseLunJson(std::string_view json_text, const std::string& path, Lun* out,
+                  std::string* error) {
+  try {
+    const json j = json::parse(json_text);
+    *out = ParseLun(j, path);
+    return true;
+  } catch (const FieldError& e) {
+    *error = e.path + ": " + e.reason;
+  } catch (const json::exception& e) {
+    *error = path + ": " + e.what();
+  }
+  return false;
+}
+
 bool LoadFile(const std::string& path, Config* out, std::string* error) {
   std::ifstream in(path);
   if (!in) {

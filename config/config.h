@@ -145,6 +145,10 @@ struct ReloadPlan {
 // Parses and validates JSON text. On failure returns false with *error naming the field.
 [[nodiscard]] bool Parse(std::string_view json_text, Config* out, std::string* error);
 [[nodiscard]] bool LoadFile(const std::string& path, Config* out, std::string* error);
+// One LUN object (a member of targets[].luns), as Parse checks it; errors name fields under
+// `path` (e.g. "params.lun.size: ...").
+[[nodiscard]] bool ParseLunJson(std::string_view json_text, const std::string& path, Lun* out,
+                                std::string* error);
 
 // "HOST:PORT" (or "[v6]:PORT") into a Portal; false with *error on a bad value.
 [[nodiscard]] bool ParseHostPort(std::string_view text, Portal* out, std::string* error);

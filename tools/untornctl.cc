@@ -32,6 +32,12 @@ commands:
   lun resize TARGET LUN SIZE [--force]
                                     grow a LUN to SIZE (bytes, or 512MiB, 2GiB, ...); shrinking
                                     needs --force and loses the blocks past the new end
+  lun add TARGET LUN-JSON           add a LUN to a target that serves; LUN-JSON is its object
+                                    as in the configuration file, e.g.
+                                    '{"id": 1, "backing_file": "lun1.img", "size": "1GiB"}'
+  lun remove TARGET LUN [--force]   take a LUN out of service (its files stay); refused while
+                                    sessions are logged into the target unless --force, which
+                                    ends them
   config save [PATH]                write the running configuration (default: the file untornd
                                     was started with), atomically, mode 0600
   reload                            read the configuration file again (as SIGHUP does): apply
@@ -248,6 +254,22 @@ int main(int argc, char** argv) {
     if (end == args[3].c_str() || *end != '\0') return Usage("LUN must be a number");
     method = "lun.resize";
     params = {{"target", args[2]}, {"lun", lun}, {"size", args[4]}, {"force", force}};
+  } else if (cmd == "lun" && args.size() >= 2 && args[1] == "add") {
+    if (args.size() != 4) return Usage("lun add needs TARGET LUN-JSON");
+    method = "lun.add";
+    try {
+      params = {{"target", args[2]}, {"lun", json::parse(args[3])}};
+    } catch (const json::exception& e) {
+      return Usage(std::string("LUN-JSON: ") + e.what());
+    }
+  } else if (cmd == "lun" && args.size() >= 2 && args[1] == "remove") {
+    const bool force = take_flag("--force");
+    if (args.size() != 4) return Usage("lun remove needs TARGET LUN");
+    char* end = nullptr;
+    const unsigned long lun = std::strtoul(args[3].c_str(), &end, 10);
+    if (end == args[3].c_str() || *end != '\0') return Usage("LUN must be a number");
+    method = "lun.remove";
+    params = {{"target", args[2]}, {"lun", lun}, {"force", force}};
   } else if (cmd == "config" && args.size() >= 2 && args[1] == "save") {
     if (args.size() > 3) return Usage("config save takes at most a path");
     method = "config.save";
@@ -296,6 +318,14 @@ int main(int argc, char** argv) {
                   r.value("lun", 0u), Bytes(r.value("size_before", 0ULL)).c_str(),
                   Bytes(r.value("size", 0ULL)).c_str(),
                   static_cast<unsigned long long>(r.value("blocks", 0ULL)));
+    } else if (method == "lun.add") {
+      std::printf("%s LUN %u added: %s\n", r.value("target", "").c_str(), r["lun"].value("id", 0u),
+                  Bytes(r["lun"].value("size", 0ULL)).c_str());
+    } else if (method == "lun.remove") {
+      std::printf("%s LUN %u removed (%llu session(s) ended; its files are kept: %s)\n",
+                  r.value("target", "").c_str(), r.value("lun", 0u),
+                  static_cast<unsigned long long>(r.value("sessions_ended", 0ULL)),
+                  r.value("backing_file", "").c_str());
     } else if (method == "config.save") {
       std::printf("saved %s\n", r.value("path", "").c_str());
     } else if (method == "config.reload") {

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "storage/journaled_store.h"
 #include "target/iscsi/connection.h"
@@ -161,6 +162,8 @@ class Methods {
     if (method == "session.list") return SessionList(params);
     if (method == "session.drop") return SessionDrop(params);
     if (method == "lun.resize") return LunResize(params);
+    if (method == "lun.add") return LunAdd(params);
+    if (method == "lun.remove") return LunRemove(params);
     if (method == "config.save") return ConfigSave(params);
     if (method == "config.reload") return ConfigReload(params);
     throw RpcError{kMethodNotFound, "method not found: " + method, {{"method", method}}};
@@ -176,7 +179,7 @@ class Methods {
     json targets = json::array();
     for (const auto& t : *rt_.targets) {
       json luns = json::array();
-      for (const auto& lu : t->luns) luns.push_back(LunJson(*t, *lu));
+      for (const auto& lu : t->Luns()) luns.push_back(LunJson(*t, *lu));
       targets.push_back({{"iqn", t->config->iqn}, {"alias", t->config->alias}, {"luns", luns}});
     }
     return {{"version", rt_.version},
@@ -234,6 +237,102 @@ class Methods {
             {"size_before", before},
             {"size", bytes},
             {"blocks", lu->BlockCount()}};
+  }
+
+  // A LUN, given as its object in the configuration file, added to a target that serves.
+  json LunAdd(const json& p) {
+    CheckParams(p, {"target", "lun"});
+    const std::string iqn = StringParam(p, "target", true);
+    TargetRuntime* rt = FindTarget(iqn);
+    const json* spec = Param(p, "lun", true);
+    if (!spec->is_object()) BadParam("lun", "must be a LUN object, as in the configuration file");
+    config::Lun lun;
+    std::string error;
+    if (!config::ParseLunJson(spec->dump(), "params.lun", &lun, &error)) {
+      const size_t colon = error.find(':');
+      throw RpcError{kInvalidParams,
+                     "invalid params",
+                     {{"field", error.substr(0, colon)},
+                      {"reason", colon == std::string::npos ? error : error.substr(colon + 2)}}};
+    }
+    if (rt->Find(lun.id) != nullptr) {
+      BadParam("lun.id", iqn + " has a LUN " + std::to_string(lun.id) + " already");
+    }
+    const std::string path = config::BackingPath(*rt_.config, lun);
+    config::Target* target = nullptr;
+    for (auto& t : rt_.config->targets) {
+      if (t.iqn == iqn) target = &t;
+      for (const auto& l : t.luns) {
+        if (config::BackingPath(*rt_.config, l) == path) {
+          BadParam("lun.backing_file",
+                   path + " is the backing file of " + t.iqn + " LUN " + std::to_string(l.id));
+        }
+      }
+    }
+    if (target == nullptr) Failed("target " + iqn + " is missing from the configuration");
+    std::shared_ptr<LogicalUnit> lu = rt_.open_lun(*target, lun);
+    if (lu == nullptr)
+      Failed("LUN " + std::to_string(lun.id) + " could not be opened (see the log)");
+    // The sessions already logged in are its I_T nexuses too.
+    for (const auto& s : rt_.sessions->List()) {
+      if (s.session.target == iqn) lu->AddNexus({s.nexus_id, s.session.initiator, s.session.isid});
+    }
+    if (!rt->Add(lu, true)) Failed("LUN " + std::to_string(lun.id) + " was added meanwhile");
+    target->luns.push_back(lun);
+    if (rt_.publish_config) rt_.publish_config();
+    UNTORN_LOG_INFO("control: ", iqn, " LUN ", lun.id, " added (", path, ")");
+    return {{"target", iqn}, {"lun", LunJson(*rt, *lu)}};
+  }
+
+  // A LUN taken out of service: refused while sessions are logged into its target, unless
+  // `force`, which ends them first. Its files stay where they are.
+  json LunRemove(const json& p) {
+    CheckParams(p, {"target", "lun", "force"});
+    auto [rt, lu, lun] = FindLun(p);
+    const bool force = BoolParam(p, "force");
+    const std::string iqn = rt->config->iqn;
+    const auto users = [&] {
+      std::vector<SessionInfo> out;
+      for (auto& s : rt_.sessions->List()) {
+        if (s.session.target == iqn) out.push_back(std::move(s));
+      }
+      return out;
+    };
+    const std::vector<SessionInfo> sessions = users();
+    if (!sessions.empty() && !force) {
+      Failed(std::to_string(sessions.size()) + " session(s) are logged into " + iqn +
+             ": force ends them");
+    }
+    for (const auto& s : sessions) s.conn->Stop();
+    // Bounded waits (10 s each): the sessions end, then the tasks that still hold the LU.
+    for (int i = 0; i < 1000 && !users().empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    const uint16_t id = lu->id();
+    const std::string path = config::BackingPath(*rt_.config, *lun);
+    rt->Remove(id);
+    for (auto& t : rt_.config->targets) {
+      if (t.iqn == iqn) std::erase_if(t.luns, [&](const config::Lun& l) { return l.id == id; });
+    }
+    if (rt_.publish_config) rt_.publish_config();
+    for (int i = 0; i < 1000 && lu.use_count() > 1; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    const storage::Status flushed = lu->Flush();
+    lu.reset();  // closed here, off the network threads, unless a task still holds it
+    UNTORN_LOG_INFO("control: ", iqn, " LUN ", id, " removed; ", sessions.size(),
+                    " session(s) ended; its files are kept: ", path);
+    if (!flushed.ok())
+      Failed("LUN " + std::to_string(id) + " removed, but its flush failed: " + flushed.message());
+    return {
+        {"target", iqn}, {"lun", id}, {"sessions_ended", sessions.size()}, {"backing_file", path}};
+  }
+
+  TargetRuntime* FindTarget(const std::string& iqn) {
+    for (const auto& t : *rt_.targets) {
+      if (t->config->iqn == iqn) return t.get();
+    }
+    BadParam("target", "no target named " + iqn);
   }
 
   json ConfigSave(const json& p) {
@@ -353,7 +452,7 @@ class Methods {
 
   struct Found {
     TargetRuntime* rt;
-    LogicalUnit* lu;
+    std::shared_ptr<LogicalUnit> lu;
     config::Lun* lun;
   };
   Found FindLun(const json& p) {
@@ -361,7 +460,7 @@ class Methods {
     const auto id = UnsignedParam(p, "lun", 16383);
     for (const auto& t : *rt_.targets) {
       if (t->config->iqn != iqn) continue;
-      LogicalUnit* lu = t->Find(static_cast<uint16_t>(id));
+      std::shared_ptr<LogicalUnit> lu = t->Find(static_cast<uint16_t>(id));
       if (lu == nullptr) BadParam("lun", "target " + iqn + " has no LUN " + std::to_string(id));
       for (auto& ct : rt_.config->targets) {
         if (ct.iqn != iqn) continue;

@@ -36,6 +36,8 @@ class ControlService {
     std::function<bool(config::Config*, std::string*)> load_config;
     std::vector<config::Portal> portals_as_loaded;
     std::function<void()> publish_config;
+    // For lun.add: opens a LUN's store and makes its logical unit (null: failed, logged).
+    std::function<std::shared_ptr<LogicalUnit>(const config::Target&, const config::Lun&)> open_lun;
   };
   explicit ControlService(Runtime rt) : rt_(std::move(rt)) {}
 

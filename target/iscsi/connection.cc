@@ -153,7 +153,7 @@ void Connection::EndSession() {
     it = it->second.executing ? std::next(it) : tasks_.erase(it);
   }
   if (still_ours) {
-    for (const auto& lu : target_->luns) lu->NexusLost(nexus_);
+    for (const auto& lu : target_->Luns()) lu->NexusLost(nexus_);
   }
   ctx_.metrics->Get("untorn_sessions", {{"target", target_->config->iqn}}, "Open sessions", true)
       .fetch_sub(1);
@@ -241,7 +241,7 @@ awaitable<bool> Connection::OnLoginPdu(Pdu& pdu) {
   nexus_ = Nexus{admitted_nexus_, login_->initiator_name(), login_->isid()};
   if (!discovery_) {
     target_ = ctx_.FindTarget(login_->target()->iqn);
-    for (const auto& lu : target_->luns) lu->AddNexus(nexus_);
+    for (const auto& lu : target_->Luns()) lu->AddNexus(nexus_);
     ctx_.metrics->Get("untorn_sessions", {{"target", target_->config->iqn}}, "Open sessions", true)
         .fetch_add(1);
     ctx_.metrics->Add("untorn_sessions_total", {{"target", target_->config->iqn}},

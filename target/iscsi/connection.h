@@ -68,7 +68,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     uint32_t itt = 0, cmd_sn = 0, edtl = 0;
     uint64_t lun_field = 0;
     bool read = false, write = false;
-    LogicalUnit* lu = nullptr;
+    std::shared_ptr<LogicalUnit> lu;  // held: a LUN removed meanwhile lives until its tasks end
     std::vector<uint8_t> cdb;
     uint32_t spdtl = 0;             // data-out bytes the CDB asks for
     uint32_t want = 0;              // data-out bytes to collect: SPDTL, or less if EDTL is

@@ -346,7 +346,7 @@ void Connection::OnTaskManagement(const Pdu& pdu) {
   PendingTmf tmf;
   tmf.itt = req.itt;
   const uint16_t lun = protocol::DecodeLun(req.lun);
-  LogicalUnit* lu = target_->Find(lun);
+  const std::shared_ptr<LogicalUnit> lu = target_->Find(lun);
   const auto fn = static_cast<protocol::TmfFunction>(req.function);
   ctx_.metrics->Add("untorn_task_management_total",
                     {{"target", target_->config->iqn}, {"function", std::to_string(req.function)}},
@@ -390,7 +390,7 @@ void Connection::OnTaskManagement(const Pdu& pdu) {
       if (fn == protocol::TmfFunction::kAbortTaskSet) break;  // this nexus's tasks only
       // CLEAR TASK SET and LOGICAL UNIT RESET end the tasks of every I_T nexus (SAM-5 §7.4,
       // §7.7); the others learn it from a unit attention.
-      ResetOtherSessions(lu, false);
+      ResetOtherSessions(lu.get(), false);
       if (fn == protocol::TmfFunction::kLogicalUnitReset) {
         lu->Reset(nexus_);
       } else {
@@ -403,7 +403,7 @@ void Connection::OnTaskManagement(const Pdu& pdu) {
       DropHeld([](uint64_t) { return true; });
       // Every session of the target; a cold reset also ends them all (RFC 7143 §11.5.1).
       ResetOtherSessions(nullptr, fn == protocol::TmfFunction::kTargetColdReset);
-      for (const auto& l : target_->luns) l->Reset(nexus_);
+      for (const auto& l : target_->Luns()) l->Reset(nexus_);
       tmf.close_after = fn == protocol::TmfFunction::kTargetColdReset;
       break;
     case protocol::TmfFunction::kClearAca:
@@ -443,7 +443,7 @@ void Connection::AbortForReset(const TargetRuntime* target, const LogicalUnit* l
     if (self->stopped_ || self->target_ != target) return;
     for (auto it = self->tasks_.begin(); it != self->tasks_.end();) {
       Task& t = it->second;
-      if (lu != nullptr && t.lu != lu) {
+      if (lu != nullptr && t.lu.get() != lu) {
         ++it;
       } else if (t.executing) {
         t.aborted = true;  // finishes in storage; no response (Complete)
@@ -453,7 +453,7 @@ void Connection::AbortForReset(const TargetRuntime* target, const LogicalUnit* l
       }
     }
     self->DropHeld([&](uint64_t lun_field) {
-      return lu == nullptr || self->target_->Find(protocol::DecodeLun(lun_field)) == lu;
+      return lu == nullptr || self->target_->Find(protocol::DecodeLun(lun_field)).get() == lu;
     });
     if (close) self->Close("target cold reset by another session");
   });

@@ -141,6 +141,30 @@ bool Server::OpenStore(const config::Target& t, const config::Lun& lun, const st
   return true;
 }
 
+std::shared_ptr<LogicalUnit> Server::OpenLun(const config::Target& t, const config::Lun& lun) {
+  const std::string path = config::BackingPath(config_, lun);
+  std::unique_ptr<storage::BlockStore> store;
+  if (!OpenStore(t, lun, path, &store)) return nullptr;
+  auto lu = std::make_shared<LogicalUnit>(lun, t.iqn, std::move(store), &metrics_);
+  // Reservations kept through power loss (APTPL) live beside the LUN's files.
+  if (const storage::Status s = lu->KeepReservationsIn(path + ".pr"); !s.ok()) {
+    UNTORN_LOG_ERROR("target ", t.iqn, " LUN ", lun.id, ": ", s.message());
+    return nullptr;
+  }
+  const config::LinuxAtomicUnits u =
+      config::LinuxAtomicView(lun.atomic, lun.block_size, lun.physical_block_size);
+  UNTORN_LOG_INFO("target ", t.iqn, " LUN ", lun.id, ": ", path, ", ", HumanSize(lun.size), " (",
+                  lun.size / lun.block_size, " blocks of ", lun.block_size, " B, physical ",
+                  lun.physical_block_size, " B), write cache ", lun.write_cache ? "on" : "off",
+                  lun.read_only ? ", read-only" : "",
+                  lun.journal ? ", journaled" : ", not journaled (atomic only to readers)",
+                  ", atomic writes ",
+                  u.unit_min == 0 ? std::string("off")
+                                  : HumanSize(uint64_t{u.unit_min} * lun.block_size) + " to " +
+                                        HumanSize(uint64_t{u.unit_max} * lun.block_size));
+  return lu;
+}
+
 bool Server::Open() {
   portals_as_loaded_ = config_.portals;
   std::error_code fec;
@@ -152,29 +176,10 @@ bool Server::Open() {
   for (const auto& t : config_.targets) {
     auto rt = std::make_unique<TargetRuntime>(t);
     for (const auto& lun : t.luns) {
-      const std::string path = config::BackingPath(config_, lun);
-      std::unique_ptr<storage::BlockStore> store;
-      if (!OpenStore(t, lun, path, &store)) return false;
-      rt->luns.push_back(std::make_unique<LogicalUnit>(lun, t.iqn, std::move(store), &metrics_));
-      // Reservations kept through power loss (APTPL) live beside the LUN's files.
-      if (const storage::Status s = rt->luns.back()->KeepReservationsIn(path + ".pr"); !s.ok()) {
-        UNTORN_LOG_ERROR("target ", t.iqn, " LUN ", lun.id, ": ", s.message());
-        return false;
-      }
-      const config::LinuxAtomicUnits u =
-          config::LinuxAtomicView(lun.atomic, lun.block_size, lun.physical_block_size);
-      UNTORN_LOG_INFO("target ", t.iqn, " LUN ", lun.id, ": ", path, ", ", HumanSize(lun.size),
-                      " (", lun.size / lun.block_size, " blocks of ", lun.block_size,
-                      " B, physical ", lun.physical_block_size, " B), write cache ",
-                      lun.write_cache ? "on" : "off", lun.read_only ? ", read-only" : "",
-                      lun.journal ? ", journaled" : ", not journaled (atomic only to readers)",
-                      ", atomic writes ",
-                      u.unit_min == 0 ? std::string("off")
-                                      : HumanSize(uint64_t{u.unit_min} * lun.block_size) + " to " +
-                                            HumanSize(uint64_t{u.unit_max} * lun.block_size));
+      auto lu = OpenLun(t, lun);
+      if (lu == nullptr) return false;
+      rt->Add(std::move(lu), false);
     }
-    const auto ids = rt->LunIds();
-    for (auto& l : rt->luns) l->SetTargetLuns(ids);
     // Series that count rare events exist from the start, at 0, so that a dashboard or an
     // alert sees zero rather than no data.
     const Metrics::Labels target_label{{"target", t.iqn}};
@@ -225,6 +230,7 @@ bool Server::Open() {
   rt.load_config = load_config_;
   rt.portals_as_loaded = portals_as_loaded_;
   rt.publish_config = [this] { PublishConfig(); };
+  rt.open_lun = [this](const config::Target& t, const config::Lun& lun) { return OpenLun(t, lun); };
   control_service_ = std::make_unique<ControlService>(std::move(rt));
   if (const std::string path = config::ControlSocketPath(config_); !path.empty()) {
     control_ = std::make_unique<ControlServer>(io_, storage_pool_, *control_service_);
@@ -438,7 +444,7 @@ int Server::Run() {
   storage_pool_.join();
   int rc = 0;
   for (auto& t : targets_) {
-    for (auto& l : t->luns) {
+    for (auto& l : t->Luns()) {
       storage::Status s = l->Flush();
       if (!s.ok()) {
         UNTORN_LOG_ERROR("flush of LUN ", l->id(), " failed: ", s.message());

@@ -60,6 +60,9 @@ class Server {
   void PublishConfig();
   bool OpenStore(const config::Target& t, const config::Lun& lun, const std::string& path,
                  std::unique_ptr<storage::BlockStore>* out);
+  // Opens a LUN's store (recovering its journal) and makes its logical unit, with its
+  // persistent reservations; null (the reason logged) on failure. At start and for lun.add.
+  std::shared_ptr<LogicalUnit> OpenLun(const config::Target& t, const config::Lun& lun);
 
   // Declaration order is destruction order in reverse: the io_context (whose pending handlers
   // may own connections) goes before the state connections point into.

@@ -1,11 +1,66 @@
 #include "target/iscsi/target_runtime.h"
 
+#include <algorithm>
+
 namespace untorn::target {
 
 namespace {
 // Nexus ids outlive sessions (persistent reservations key on them); bound the table.
 constexpr size_t kMaxRememberedNexuses = 65536;
 }  // namespace
+
+std::shared_ptr<LogicalUnit> TargetRuntime::Find(uint16_t lun) const {
+  std::lock_guard lk(mu_);
+  for (const auto& l : luns_) {
+    if (l->id() == lun) return l;
+  }
+  return nullptr;
+}
+
+std::vector<std::shared_ptr<LogicalUnit>> TargetRuntime::Luns() const {
+  std::lock_guard lk(mu_);
+  return luns_;
+}
+
+std::vector<uint16_t> TargetRuntime::LunIds() const {
+  std::lock_guard lk(mu_);
+  std::vector<uint16_t> ids;
+  for (const auto& l : luns_) ids.push_back(l->id());
+  return ids;
+}
+
+bool TargetRuntime::Add(std::shared_ptr<LogicalUnit> lu, bool announce) {
+  std::lock_guard lk(mu_);
+  for (const auto& l : luns_) {
+    if (l->id() == lu->id()) return false;
+  }
+  luns_.push_back(std::move(lu));
+  std::sort(luns_.begin(), luns_.end(),
+            [](const auto& a, const auto& b) { return a->id() < b->id(); });
+  Publish(announce);
+  return true;
+}
+
+std::shared_ptr<LogicalUnit> TargetRuntime::Remove(uint16_t lun) {
+  std::lock_guard lk(mu_);
+  for (auto it = luns_.begin(); it != luns_.end(); ++it) {
+    if ((*it)->id() != lun) continue;
+    std::shared_ptr<LogicalUnit> removed = std::move(*it);
+    luns_.erase(it);
+    Publish(true);
+    return removed;
+  }
+  return nullptr;
+}
+
+void TargetRuntime::Publish(bool announce) {
+  std::vector<uint16_t> ids;
+  for (const auto& l : luns_) ids.push_back(l->id());
+  for (const auto& l : luns_) {
+    l->SetTargetLuns(ids);
+    if (announce) l->EstablishUnitAttention(protocol::sense::ReportedLunsDataChanged(), 0);
+  }
+}
 
 std::optional<SessionRegistry::Admission> SessionRegistry::Admit(
     const NewSession& session, uint32_t max_sessions, const std::shared_ptr<Connection>& conn,
@@ -56,7 +111,8 @@ std::optional<SessionRegistry::Admission> SessionRegistry::Admit(
     if (next_tsih_ == 0) next_tsih_ = 1;
   } while (a.tsih == 0 || sessions_.count(a.tsih) != 0);
   a.counters = std::make_shared<SessionCounters>();
-  sessions_[a.tsih] = Entry{key, session, std::chrono::system_clock::now(), a.counters, conn};
+  sessions_[a.tsih] =
+      Entry{key, a.nexus_id, session, std::chrono::system_clock::now(), a.counters, conn};
   *why = Refusal::kNone;
   return a;
 }
@@ -92,7 +148,9 @@ std::vector<SessionInfo> SessionRegistry::List() {
   std::lock_guard lk(mu_);
   std::vector<SessionInfo> out;
   for (auto& [tsih, e] : sessions_) {
-    if (auto c = e.conn.lock()) out.push_back({tsih, e.session, e.since, e.counters, std::move(c)});
+    if (auto c = e.conn.lock()) {
+      out.push_back({tsih, e.nexus_id, e.session, e.since, e.counters, std::move(c)});
+    }
   }
   return out;
 }

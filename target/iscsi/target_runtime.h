@@ -22,26 +22,32 @@ namespace untorn::target {
 
 class Connection;
 
-struct TargetRuntime {
+class TargetRuntime {
+ public:
   // The target as configured at start, its own copy: a reload replaces the running
-  // configuration, never this (the iqn and LUN ids it gives cannot change live). Credentials
-  // and ACLs are read by each login from the configuration snapshot it started with.
+  // configuration, never this (the iqn it gives cannot change live). Credentials and ACLs are
+  // read by each login from the configuration snapshot it started with.
   explicit TargetRuntime(const config::Target& t) : own_config(t) {}
   const config::Target own_config;
   const config::Target* const config = &own_config;
-  std::vector<std::unique_ptr<LogicalUnit>> luns;  // immutable after start
 
-  [[nodiscard]] LogicalUnit* Find(uint16_t lun) const {
-    for (const auto& l : luns) {
-      if (l->id() == lun) return l.get();
-    }
-    return nullptr;
-  }
-  [[nodiscard]] std::vector<uint16_t> LunIds() const {
-    std::vector<uint16_t> ids;
-    for (const auto& l : luns) ids.push_back(l->id());
-    return ids;
-  }
+  // The logical units. LUNs are added and removed while serving (the control interface), so
+  // the list is read under a lock, and each user holds what it found for as long as it uses it
+  // (a removed LU lives until its last task is done). Thread-safe.
+  [[nodiscard]] std::shared_ptr<LogicalUnit> Find(uint16_t lun) const;
+  [[nodiscard]] std::vector<std::shared_ptr<LogicalUnit>> Luns() const;
+  [[nodiscard]] std::vector<uint16_t> LunIds() const;
+  // Adds `lu` (false if its LUN id is taken) or removes LUN `lun` (what was removed, or null);
+  // every LU of the target then answers REPORT LUNS with the new list, and the ones that were
+  // there before get REPORTED LUNS DATA HAS CHANGED for every nexus (`announce`; not at start).
+  bool Add(std::shared_ptr<LogicalUnit> lu, bool announce);
+  std::shared_ptr<LogicalUnit> Remove(uint16_t lun);
+
+ private:
+  void Publish(bool announce);  // mu_ held
+
+  mutable std::mutex mu_;
+  std::vector<std::shared_ptr<LogicalUnit>> luns_;  // guarded by mu_
 };
 
 // What a session did, counted by its connection (relaxed atomics: read for the control
@@ -64,6 +70,7 @@ struct NewSession {
 // A live session as the control interface lists it.
 struct SessionInfo {
   uint16_t tsih = 0;
+  uint64_t nexus_id = 0;
   NewSession session;
   std::chrono::system_clock::time_point since;
   std::shared_ptr<const SessionCounters> counters;
@@ -104,6 +111,7 @@ class SessionRegistry {
   using Key = std::tuple<std::string, uint64_t, std::string>;
   struct Entry {
     Key key;
+    uint64_t nexus_id = 0;
     NewSession session;
     std::chrono::system_clock::time_point since;
     std::shared_ptr<SessionCounters> counters;

@@ -236,6 +236,11 @@ void LogicalUnit::NexusLost(const Nexus& nexus) {
   unit_attentions_.erase(nexus.id);
 }
 
+void LogicalUnit::SetTargetLuns(std::vector<uint16_t> luns) {
+  std::lock_guard lk(state_mu_);
+  target_luns_ = std::move(luns);
+}
+
 protocol::DiskDescription LogicalUnit::Describe() const {
   protocol::DiskDescription d = disk_;
   d.block_count = BlockCount();

@@ -91,8 +91,9 @@ class LogicalUnit {
   [[nodiscard]] storage::Status KeepReservationsIn(std::string path,
                                                    storage::FileSystem* fs = nullptr);
 
-  // The LUN numbers of the target this LU belongs to (REPORT LUNS). Set once at start.
-  void SetTargetLuns(std::vector<uint16_t> luns) { target_luns_ = std::move(luns); }
+  // The LUN numbers of the target this LU belongs to (REPORT LUNS); set again when LUNs are
+  // added or removed.
+  void SetTargetLuns(std::vector<uint16_t> luns);
 
   // Waits for the writes TryStart began, then makes all cached writes durable (shutdown).
   storage::Status Flush();
@@ -182,8 +183,8 @@ class LogicalUnit {
   // Writes started by TryStart and not yet completed: Flush and the destructor wait for them.
   std::mutex started_mu_;
   std::condition_variable started_cv_;
-  int started_writes_ = 0;  // guarded by started_mu_
-  std::vector<uint16_t> target_luns_;
+  int started_writes_ = 0;             // guarded by started_mu_
+  std::vector<uint16_t> target_luns_;  // guarded by state_mu_
 
   std::mutex state_mu_;
   std::map<uint64_t, std::deque<protocol::Sense>> unit_attentions_;  // guarded by state_mu_

@@ -84,8 +84,11 @@ ScsiOutcome LogicalUnit::RunReportLuns(const Nexus&, Bytes cdb, std::vector<uint
   }
   if (alloc < 16) return ScsiOutcome::Check(sense::InvalidFieldInCdb(6));
   // Select report 01h (well-known LUNs only): none here.
-  const std::vector<uint16_t> none;
-  const auto& luns = select == 0x01 ? none : target_luns_;
+  std::vector<uint16_t> luns;
+  if (select != 0x01) {
+    std::lock_guard lk(state_mu_);
+    luns = target_luns_;
+  }
   return ScsiOutcome::Data(Truncate(protocol::ReportLuns(luns), alloc));
 }
 

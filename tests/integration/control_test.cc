@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -340,6 +341,92 @@ TEST(Control, ReloadAppliesWhatCanChangeLiveAndRefusesTheRest) {
   EXPECT_NE(d.Log().find("configuration reloaded"), std::string::npos);
   Task t(iscsi_testunitready_sync(sx.get(), 0));
   EXPECT_TRUE(t && t->status == SCSI_STATUS_GOOD) << "x's session was touched";
+}
+
+std::vector<uint16_t> ReportLuns(iscsi_context* c) {
+  Task t(iscsi_reportluns_sync(c, 0, 4096));
+  if (!t || t->status != SCSI_STATUS_GOOD) return {0xffff};
+  auto* list = static_cast<scsi_reportluns_list*>(scsi_datain_unmarshall(t.get()));
+  if (list == nullptr) return {0xffff};
+  return std::vector<uint16_t>(list->luns, list->luns + list->num);
+}
+
+// lun.add puts a LUN into service under a logged-in session (REPORTED LUNS DATA HAS CHANGED,
+// REPORT LUNS, I/O); bad LUN objects are refused with the field; lun.remove is refused while a
+// session is logged in, and with force ends it; the LUN's files stay, and added again it holds
+// what was written.
+TEST(Control, LunAddAndRemove) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  std::string error;
+  Context s = Login(d.portal(), kTargetIqn, {}, &error);
+  ASSERT_TRUE(s) << error;
+  for (int i = 0; i < 4; ++i) {
+    Task t(iscsi_testunitready_sync(s.get(), 0));
+    if (t && t->status == SCSI_STATUS_GOOD) break;
+  }
+  ControlClient c(d);
+  const json lun1 = {
+      {"id", 1},
+      {"backing_file", "lun1.img"},
+      {"size", "32MiB"},
+      {"atomic", {{"max_transfer_length", 1024}, {"alignment", 8}, {"granularity", 8}}}};
+  const json added = c.Call("lun.add", {{"target", kTargetIqn}, {"lun", lun1}});
+  ASSERT_TRUE(added.contains("result")) << added.dump();
+  EXPECT_EQ(added["result"]["lun"]["size"], 32u << 20);
+  {
+    Task t(iscsi_testunitready_sync(s.get(), 0));
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->status, SCSI_STATUS_CHECK_CONDITION);
+    EXPECT_EQ(t->sense.ascq, 0x3f0e) << "REPORTED LUNS DATA HAS CHANGED";
+  }
+  EXPECT_EQ(ReportLuns(s.get()), (std::vector<uint16_t>{0, 1}));
+  std::vector<uint8_t> data(4096, 0x3c);
+  for (int i = 0; i < 4; ++i) {  // LUN 1's own POWER ON for this nexus, if any
+    Task t(iscsi_testunitready_sync(s.get(), 1));
+    if (t && t->status == SCSI_STATUS_GOOD) break;
+  }
+  {
+    Task w(iscsi_write10_sync(s.get(), 1, 64, data.data(), 4096, 512, 0, 0, 0, 0, 0));
+    ASSERT_TRUE(w && w->status == SCSI_STATUS_GOOD);
+  }
+
+  EXPECT_EQ(ErrorOf(c.Call("lun.add", {{"target", kTargetIqn}, {"lun", lun1}})),
+            std::make_pair(-32602, std::string("params.lun.id")));
+  json other = lun1;
+  other["id"] = 2;
+  EXPECT_EQ(ErrorOf(c.Call("lun.add", {{"target", kTargetIqn}, {"lun", other}})),
+            std::make_pair(-32602, std::string("params.lun.backing_file")));
+  other["backing_file"] = "lun2.img";
+  other["size"] = "1000";
+  EXPECT_EQ(ErrorOf(c.Call("lun.add", {{"target", kTargetIqn}, {"lun", other}})),
+            std::make_pair(-32602, std::string("params.lun.size")));
+  EXPECT_EQ(ErrorOf(c.Call("lun.add", {{"target", "iqn.nope"}, {"lun", other}})),
+            std::make_pair(-32602, std::string("params.target")));
+
+  const json busy = c.Call("lun.remove", {{"target", kTargetIqn}, {"lun", 1}});
+  ASSERT_TRUE(busy.contains("error")) << busy.dump();
+  EXPECT_NE(busy["error"]["message"].get<std::string>().find("force"), std::string::npos);
+  EXPECT_EQ(ReportLuns(s.get()), (std::vector<uint16_t>{0, 1})) << "a refused remove removed";
+  const json removed = c.Call("lun.remove", {{"target", kTargetIqn}, {"lun", 1}, {"force", true}});
+  ASSERT_TRUE(removed.contains("result")) << removed.dump();
+  EXPECT_EQ(removed["result"]["sessions_ended"], 1);
+  s.reset();
+  EXPECT_EQ(c.Call("status")["result"]["targets"][0]["luns"].size(), 1u);
+  EXPECT_TRUE(std::filesystem::exists(d.dir() + "/data/lun1.img")) << "files must stay";
+
+  Context again = Login(d.portal(), kTargetIqn, {}, &error);
+  ASSERT_TRUE(again) << error;
+  EXPECT_EQ(ReportLuns(again.get()), (std::vector<uint16_t>{0}));
+  ASSERT_TRUE(c.Call("lun.add", {{"target", kTargetIqn}, {"lun", lun1}}).contains("result"));
+  for (int i = 0; i < 4; ++i) {
+    Task t(iscsi_testunitready_sync(again.get(), 1));
+    if (t && t->status == SCSI_STATUS_GOOD) break;
+  }
+  Task r(iscsi_read10_sync(again.get(), 1, 64, 4096, 512, 0, 0, 0, 0, 0));
+  ASSERT_TRUE(r && r->status == SCSI_STATUS_GOOD);
+  EXPECT_EQ(std::vector<uint8_t>(r->datain.data, r->datain.data + r->datain.size), data)
+      << "what was written before the remove is gone";
 }
 
 }  // namespace
