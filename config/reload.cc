@@ -74,7 +74,17 @@ ReloadPlan PlanReload(const Config& running, const Config& next) {
       const auto la =
           std::find_if(a->luns.begin(), a->luns.end(), [&](const Lun& l) { return l.id == lb.id; });
       if (la == a->luns.end()) {
-        plan.refused.push_back(lp + ": a new LUN (" + std::to_string(lb.id) + ") needs a restart");
+        // Its backing file must not be one a running LUN already serves (Parse checked the
+        // new file's own LUNs against each other).
+        for (const Target& t : running.targets) {
+          for (const Lun& l : t.luns) {
+            if (BackingPath(running, l) == BackingPath(next, lb)) {
+              plan.refused.push_back(lp + ".backing_file: served by " + t.iqn + " LUN " +
+                                     std::to_string(l.id));
+            }
+          }
+        }
+        plan.live.push_back(lp + ": LUN " + std::to_string(lb.id) + " added");
       } else {
         CompareLun(*la, lb, lp, &plan);
       }
@@ -82,7 +92,7 @@ ReloadPlan PlanReload(const Config& running, const Config& next) {
     for (const Lun& la : a->luns) {
       if (std::none_of(b.luns.begin(), b.luns.end(), [&](const Lun& l) { return l.id == la.id; })) {
         plan.refused.push_back(p + ".luns: LUN " + std::to_string(la.id) +
-                               " is gone from the file; removing a LUN needs a restart");
+                               " is gone from the file; untornctl lun remove takes a LUN out");
       }
     }
   }

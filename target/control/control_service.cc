@@ -270,18 +270,29 @@ class Methods {
       }
     }
     if (target == nullptr) Failed("target " + iqn + " is missing from the configuration");
+    std::shared_ptr<LogicalUnit> lu = AddLun(rt, target, lun);
+    if (rt_.publish_config) rt_.publish_config();
+    return {{"target", iqn}, {"lun", LunJson(*rt, *lu)}};
+  }
+
+  // Opens `lun` and puts it into service in `rt`, and into the running configuration's
+  // `target`. The caller publishes the configuration.
+  std::shared_ptr<LogicalUnit> AddLun(TargetRuntime* rt, config::Target* target,
+                                      const config::Lun& lun) {
+    const std::string& iqn = rt->config->iqn;
     std::shared_ptr<LogicalUnit> lu = rt_.open_lun(*target, lun);
-    if (lu == nullptr)
-      Failed("LUN " + std::to_string(lun.id) + " could not be opened (see the log)");
+    if (lu == nullptr) {
+      Failed(iqn + " LUN " + std::to_string(lun.id) + " could not be opened (see the log)");
+    }
     // The sessions already logged in are its I_T nexuses too.
     for (const auto& s : rt_.sessions->List()) {
       if (s.session.target == iqn) lu->AddNexus({s.nexus_id, s.session.initiator, s.session.isid});
     }
-    if (!rt->Add(lu, true)) Failed("LUN " + std::to_string(lun.id) + " was added meanwhile");
+    if (!rt->Add(lu, true)) Failed(iqn + " LUN " + std::to_string(lun.id) + " was added meanwhile");
     target->luns.push_back(lun);
-    if (rt_.publish_config) rt_.publish_config();
-    UNTORN_LOG_INFO("control: ", iqn, " LUN ", lun.id, " added (", path, ")");
-    return {{"target", iqn}, {"lun", LunJson(*rt, *lu)}};
+    UNTORN_LOG_INFO("control: ", iqn, " LUN ", lun.id, " added (",
+                    config::BackingPath(*rt_.config, lun), ")");
+    return lu;
   }
 
   // A LUN taken out of service: refused while sessions are logged into its target, unless
@@ -378,9 +389,19 @@ class Methods {
       throw RpcError{
           kServerError, "reload refused, nothing changed: " + first, {{"refused", plan.refused}}};
     }
-    // LUNs that grow, first: a failure here is reported, with what grew before it kept.
+    // LUNs that grow, and new LUNs, first: a failure here is reported, with what was done
+    // before it kept.
     for (const auto& nt : next.targets) {
       for (const auto& nl : nt.luns) {
+        TargetRuntime* target_rt = FindTarget(nt.iqn);
+        if (target_rt->Find(nl.id) == nullptr) {
+          config::Target* running_target = nullptr;
+          for (auto& t : rt_.config->targets) {
+            if (t.iqn == nt.iqn) running_target = &t;
+          }
+          AddLun(target_rt, running_target, nl);
+          continue;
+        }
         json q = {{"target", nt.iqn}, {"lun", nl.id}};
         auto [rt, lu, lun] = FindLun(q);
         if (nl.size <= lun->size) continue;

@@ -312,9 +312,26 @@ TEST(Control, ReloadAppliesWhatCanChangeLiveAndRefusesTheRest) {
   ASSERT_NE(cap, nullptr);
   EXPECT_EQ(cap->returned_lba, (128u << 20) / 512 - 1);
 
+  // A new LUN in the file is put into service (its target's sessions are told).
+  const std::string lun1 = R"(}, {"id": 1, "backing_file": "lun1.img", "size": "16MiB")";
+  RewriteConfig(d, R"("allowed_initiators": [")" + x + R"(", ")" + y + R"("])",
+                R"("size": "128MiB")" + lun1);
+  const json with_lun = c.Call("config.reload");
+  ASSERT_TRUE(with_lun.contains("result")) << with_lun.dump();
+  EXPECT_EQ(c.Call("status")["result"]["targets"][0]["luns"].size(), 2u);
+  for (int i = 0; i < 4; ++i) {
+    Task t(iscsi_testunitready_sync(sx.get(), 0));
+    if (t && t->status == SCSI_STATUS_GOOD) break;
+  }
+  Task luns(iscsi_reportluns_sync(sx.get(), 0, 4096));
+  ASSERT_TRUE(luns && luns->status == SCSI_STATUS_GOOD);
+  auto* list = static_cast<scsi_reportluns_list*>(scsi_datain_unmarshall(luns.get()));
+  ASSERT_NE(list, nullptr);
+  EXPECT_EQ(list->num, 2u);
+
   // A block size change (and a lost ACL entry with it) is refused whole: y still gets in.
   RewriteConfig(d, R"("allowed_initiators": [")" + x + R"("])",
-                R"("size": "128MiB", "block_size": 4096, "physical_block_size": 4096)");
+                R"("size": "128MiB", "block_size": 4096, "physical_block_size": 4096)" + lun1);
   const json refused = c.Call("config.reload");
   ASSERT_TRUE(refused.contains("error")) << refused.dump();
   EXPECT_EQ(refused["error"]["code"], -32000);
@@ -330,7 +347,7 @@ TEST(Control, ReloadAppliesWhatCanChangeLiveAndRefusesTheRest) {
   EXPECT_EQ(c.Call("status")["result"]["targets"][0]["luns"][0]["size"], 128u << 20);
 
   // SIGHUP: y leaves the ACL (polled: the reload runs off the signal handler).
-  RewriteConfig(d, R"("allowed_initiators": [")" + x + R"("])", R"("size": "128MiB")");
+  RewriteConfig(d, R"("allowed_initiators": [")" + x + R"("])", R"("size": "128MiB")" + lun1);
   ASSERT_EQ(::kill(d.pid(), SIGHUP), 0);
   bool refused_now = false;
   for (int i = 0; i < 100 && !refused_now; ++i) {

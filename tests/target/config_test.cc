@@ -280,8 +280,13 @@ TEST(Config, PlanReloadSortsLiveChangesFromRefusals) {
   more.targets.push_back(more.targets[0]);
   more.targets[1].iqn = "iqn.2026-11.org.untorn:u";
   const ReloadPlan added = PlanReload(running, more);
-  EXPECT_TRUE(Mentions(added.refused, "targets[0].luns[1]"));
+  EXPECT_TRUE(Mentions(added.refused, "targets[0].luns[1].backing_file"))
+      << "LUN 1 on LUN 0's backing file";
+  EXPECT_TRUE(Mentions(added.live, "targets[0].luns[1]: LUN 1 added"));
   EXPECT_TRUE(Mentions(added.refused, "targets[1]"));
+  more.targets[0].luns[1].backing_file = "b";
+  const ReloadPlan added_ok = PlanReload(running, more);
+  EXPECT_FALSE(Mentions(added_ok.refused, "targets[0].luns[1]"));
   const ReloadPlan removed = PlanReload(more, running);
   EXPECT_TRUE(Mentions(removed.refused, "targets[0].luns: LUN 1"));
   EXPECT_TRUE(Mentions(removed.refused, "targets: iqn.2026-11.org.untorn:u"));
