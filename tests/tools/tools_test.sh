@@ -82,6 +82,15 @@ rc=0; ctl lun resize iqn.2026-11.org.untorn:disk0 0 1GiB 2> "$work/ctl-err" || r
 expect "a shrink without --force exits 1" [ "$rc" = 1 ]
 rc=0; ctl lun resize 2> /dev/null || rc=$?
 expect "untornctl bad usage exits 2" [ "$rc" = 2 ]
+expect "untornctl lun add puts LUN 1 into service" \
+  ctl lun add iqn.2026-11.org.untorn:disk0 '{"id": 1, "backing_file": "lun1.img", "size": "64MiB"}'
+expect "  and status lists it" sh -c "'$tools/untornctl' --socket '$work/data/untornd.sock' status | grep -q 'LUN 1: 64.0 MiB'"
+expect "  and it takes writes" "$tools/untorn-write" "iscsi://127.0.0.1:$untornd_port/iqn.2026-11.org.untorn:disk0/1" --lba 0 --blocks 8
+expect "untornctl lun remove takes it out" ctl lun remove iqn.2026-11.org.untorn:disk0 1
+expect "  and its file stays" test -f "$work/data/lun1.img"
+rc=0; ctl reload 2> "$work/ctl-err" || rc=$?
+expect "untornctl reload on the embedded default exits 1" [ "$rc" = 1 ]
+expect "  saying there is no file" grep -q 'embedded default' "$work/ctl-err"
 
 # Every program keeps the usual command-line habits: --help to stdout with status 0,
 # --version as "NAME VERSION" with status 0, bad usage as one line (and where to look) with 2.
