@@ -50,7 +50,10 @@ ReloadPlan PlanReload(const Config& running, const Config& next) {
   refuse("metrics", running.metrics != next.metrics);
   refuse("io_threads", running.io_threads != next.io_threads);
   refuse("control_socket", running.control_socket != next.control_socket);
-  refuse("limits", !(running.limits == next.limits));
+  if (!(running.limits == next.limits)) {
+    plan.live.push_back(
+        "limits: the daemon-wide budget and caps at once, the rest for new connections");
+  }
   if (running.log_level != next.log_level) {
     plan.live.push_back("log_level: " + running.log_level + " to " + next.log_level);
   }

@@ -63,13 +63,15 @@ class BufferBudget {
   }
 
   [[nodiscard]] uint64_t used() const { return used_.load(std::memory_order_relaxed); }
-  [[nodiscard]] uint64_t limit() const { return limit_; }
+  [[nodiscard]] uint64_t limit() const { return limit_.load(std::memory_order_relaxed); }
+  // A new limit (a reload): charges already made stand; new ones are measured against it.
+  void SetLimit(uint64_t bytes) { limit_.store(bytes, std::memory_order_relaxed); }
 
  private:
   bool Take(uint64_t bytes) {
     uint64_t used = used_.load(std::memory_order_relaxed);
     do {
-      if (used != 0 && used + bytes > limit_) return false;
+      if (used != 0 && used + bytes > limit_.load(std::memory_order_relaxed)) return false;
     } while (!used_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed));
     return true;
   }
@@ -78,7 +80,7 @@ class BufferBudget {
     if (parent_ != nullptr) parent_->Give(bytes);
   }
 
-  const uint64_t limit_;
+  std::atomic<uint64_t> limit_;
   BufferBudget* const parent_;
   std::atomic<uint64_t> used_{0};
 };

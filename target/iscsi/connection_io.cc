@@ -44,6 +44,10 @@ std::vector<asio::const_buffer> Skip(const std::vector<asio::const_buffer>& buff
 }  // namespace
 
 awaitable<void> Connection::LoginTimeout() {
+  // Start() posts this from the acceptor's thread while the connection's own thread may already
+  // run the login to its end: a timer armed after Close() would hold the connection (and its
+  // place under max_connections) for the whole login timeout.
+  if (stopped_ || full_feature_) co_return;
   login_timer_.expires_after(std::chrono::seconds(ctx_.config->limits.login_timeout_seconds));
   boost::system::error_code ec;
   co_await login_timer_.async_wait(asio::redirect_error(use_awaitable, ec));

@@ -40,12 +40,18 @@ class ConnectionLimits {
   [[nodiscard]] std::optional<Slot> AdmitAddress(const std::string& address);
   // A discovery session, or nullopt past the discovery cap.
   [[nodiscard]] std::optional<Slot> AdmitDiscovery();
+  // New caps (a reload): slots already held stand; new ones are measured against them.
+  void SetCaps(uint32_t per_address, uint32_t discovery) {
+    std::lock_guard lk(mu_);
+    per_address_ = per_address;
+    discovery_ = discovery;
+  }
 
  private:
   void Give(const std::string& address);
 
-  const uint32_t per_address_, discovery_;
   std::mutex mu_;
+  uint32_t per_address_, discovery_;            // guarded by mu_
   std::map<std::string, uint32_t> by_address_;  // guarded by mu_
   uint32_t discovery_sessions_ = 0;             // guarded by mu_
 };

@@ -276,6 +276,11 @@ std::shared_ptr<const config::Config> Server::Snapshot() {
 }
 
 void Server::PublishConfig() {
+  // The daemon-wide caps follow the configuration at once; the per-connection limits (the
+  // session's buffer share, timeouts, windows) come with the snapshot a connection starts with.
+  buffers_.SetLimit(uint64_t{config_.limits.max_buffer_megabytes} << 20);
+  limits_.SetCaps(config_.limits.max_connections_per_address,
+                  config_.limits.max_discovery_sessions);
   auto next = std::make_shared<const config::Config>(config_);
   std::lock_guard lk(snapshot_mu_);
   snapshot_ = std::move(next);

@@ -285,7 +285,8 @@ bool CanLogIn(const UntorndProcess& d, const std::string& initiator) {
 // that does not parse changes nothing; a running session is not touched. SIGHUP does the same.
 TEST(Control, ReloadAppliesWhatCanChangeLiveAndRefusesTheRest) {
   const std::string x = "iqn.2026-11.org.untorn:x", y = "iqn.2026-11.org.untorn:y";
-  UntorndProcess d(DefaultConfig(R"("allowed_initiators": ["iqn.2026-11.org.untorn:x"])"));
+  UntorndProcess d(DefaultConfig(R"("allowed_initiators": ["iqn.2026-11.org.untorn:x"])"),
+                   {"--log-level", "debug"});
   ASSERT_TRUE(d.ok()) << d.Log();
   LoginOptions ox;
   ox.initiator = x;
@@ -358,6 +359,34 @@ TEST(Control, ReloadAppliesWhatCanChangeLiveAndRefusesTheRest) {
   EXPECT_NE(d.Log().find("configuration reloaded"), std::string::npos);
   Task t(iscsi_testunitready_sync(sx.get(), 0));
   EXPECT_TRUE(t && t->status == SCSI_STATUS_GOOD) << "x's session was touched";
+  d.Stop();
+  std::fprintf(stderr, "%s\n", d.Log().c_str());
+}
+
+// Limits change with a reload: here the per-address connection cap, at once for new
+// connections; connections already open stand.
+TEST(Control, ReloadChangesLimitsForNewConnections) {
+  UntorndProcess d(DefaultConfig());
+  ASSERT_TRUE(d.ok()) << d.Log();
+  ControlClient c(d);
+  std::string error;
+  Context a = Login(d.portal(), kTargetIqn, {}, &error);
+  ASSERT_TRUE(a) << error;
+  EXPECT_TRUE(CanLogIn(d, "iqn.2026-11.org.untorn:second"));
+  const auto set_cap = [&](int cap) {
+    std::string text = WithLimits("\"max_connections_per_address\": " + std::to_string(cap));
+    const std::string marker = "@DATA_DIR@";
+    text.replace(text.find(marker), marker.size(), d.dir() + "/data");
+    std::ofstream(d.config_path()) << text;
+    return c.Call("config.reload");
+  };
+  const json r = set_cap(1);
+  ASSERT_TRUE(r.contains("result")) << r.dump();
+  EXPECT_FALSE(CanLogIn(d, "iqn.2026-11.org.untorn:second")) << "the new cap is not applied";
+  Task t(iscsi_testunitready_sync(a.get(), 0));
+  EXPECT_TRUE(t) << "the connection already open was touched";
+  ASSERT_TRUE(set_cap(64).contains("result"));
+  EXPECT_TRUE(CanLogIn(d, "iqn.2026-11.org.untorn:second"));
 }
 
 std::vector<uint16_t> ReportLuns(iscsi_context* c) {

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "raw_test_util.h"
@@ -174,6 +176,53 @@ TEST(RawProtocol, CommandsParkedBehindACmdSnGapAreChargedAndTimeOut) {
       "CmdSN gap: 32 x 256 KiB parked, those past the 4 MiB share dropped; bystander "
       "served; connection ended %.1f s later (timeout 4 s)\n",
       seconds);
+}
+
+}  // namespace
+}  // namespace untorn::testing
+
+namespace untorn::testing {
+namespace {
+
+// The value of an unlabelled gauge in the metrics text, or -1.
+long Gauge(const std::string& metrics, const std::string& name) {
+  size_t at = 0;
+  while ((at = metrics.find(name + " ", at)) != std::string::npos) {
+    if (at == 0 || metrics[at - 1] == '\n') return std::stol(metrics.substr(at + name.size() + 1));
+    at += name.size();
+  }
+  return -1;
+}
+
+// A refused login's connection is gone at once: nothing of it stays to count against
+// max_connections. Start() posted the login timer from the acceptor's thread while the
+// connection's own thread could already have refused the login and closed it; the timer, armed
+// after that, held the connection for the 15 s login timeout (in about 3 daemons of 10 here),
+// so refused logins in a loop could take every slot. An initiator logged in, then another's
+// login refused by the ACL: the refused connection must be gone within 2 s. Twenty daemons.
+TEST(RawProtocol, ARefusedLoginLeavesNoConnectionBehind) {
+  int lingered = 0;
+  for (int round = 0; round < 20; ++round) {
+    UntorndProcess d(DefaultConfig(R"("allowed_initiators": ["iqn.2026-11.org.untorn:x"])"));
+    ASSERT_TRUE(d.ok()) << d.Log();
+    LoginOptions x;
+    x.initiator = "iqn.2026-11.org.untorn:x";
+    std::string error;
+    Context session = Login(d.portal(), kTargetIqn, x, &error);
+    ASSERT_TRUE(session) << error;
+    LoginOptions y;
+    y.initiator = "iqn.2026-11.org.untorn:y";
+    EXPECT_FALSE(Login(d.portal(), kTargetIqn, y, &error));
+    long open = -1;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (std::chrono::steady_clock::now() < deadline) {
+      open = Gauge(d.Metrics(), "untorn_connections");
+      if (open == 1) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (open != 1) ++lingered;
+  }
+  EXPECT_EQ(lingered, 0) << "a refused login's connection outlived it in " << lingered << " of 20";
 }
 
 }  // namespace

@@ -272,7 +272,7 @@ TEST(Config, PlanReloadSortsLiveChangesFromRefusals) {
   EXPECT_TRUE(Mentions(refused.refused, "targets[0].luns[0].size"));
   EXPECT_TRUE(Mentions(refused.refused, "targets[0].luns[0].block_size"));
   EXPECT_TRUE(Mentions(refused.refused, "io_threads"));
-  EXPECT_TRUE(Mentions(refused.refused, "limits"));
+  EXPECT_TRUE(Mentions(refused.live, "limits"));
 
   Config more = running;
   more.targets[0].luns.push_back(more.targets[0].luns[0]);
