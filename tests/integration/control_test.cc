@@ -162,10 +162,7 @@ TEST(Control, LunResizeUnderASession) {
   std::string error;
   Context s = Login(d.portal(), kTargetIqn, {}, &error);
   ASSERT_TRUE(s) << error;
-  for (int i = 0; i < 4; ++i) {  // the POWER ON unit attention of a new nexus
-    Task t(iscsi_testunitready_sync(s.get(), 0));
-    if (t && t->status == SCSI_STATUS_GOOD) break;
-  }
+  ClearUnitAttentions(s.get());
   std::vector<uint8_t> data(4096, 0x6b);
   {
     Task w(iscsi_write16_sync(s.get(), 0, 100, data.data(), 4096, 512, 0, 0, 0, 0, 0));
@@ -303,10 +300,7 @@ TEST(Control, ReloadAppliesWhatCanChangeLiveAndRefusesTheRest) {
   EXPECT_GE(r["result"]["applied"].size(), 2u) << r.dump();
   EXPECT_TRUE(CanLogIn(d, y)) << "the new ACL does not let y in";
   EXPECT_EQ(c.Call("status")["result"]["targets"][0]["luns"][0]["size"], 128u << 20);
-  for (int i = 0; i < 4; ++i) {  // x's session goes on, and sees the new capacity
-    Task t(iscsi_testunitready_sync(sx.get(), 0));
-    if (t && t->status == SCSI_STATUS_GOOD) break;
-  }
+  ClearUnitAttentions(sx.get());
   Task rc(iscsi_readcapacity16_sync(sx.get(), 0));
   ASSERT_TRUE(rc && rc->status == SCSI_STATUS_GOOD);
   auto* cap = static_cast<scsi_readcapacity16*>(scsi_datain_unmarshall(rc.get()));
@@ -320,10 +314,7 @@ TEST(Control, ReloadAppliesWhatCanChangeLiveAndRefusesTheRest) {
   const json with_lun = c.Call("config.reload");
   ASSERT_TRUE(with_lun.contains("result")) << with_lun.dump();
   EXPECT_EQ(c.Call("status")["result"]["targets"][0]["luns"].size(), 2u);
-  for (int i = 0; i < 4; ++i) {
-    Task t(iscsi_testunitready_sync(sx.get(), 0));
-    if (t && t->status == SCSI_STATUS_GOOD) break;
-  }
+  ClearUnitAttentions(sx.get());
   Task luns(iscsi_reportluns_sync(sx.get(), 0, 4096));
   ASSERT_TRUE(luns && luns->status == SCSI_STATUS_GOOD);
   auto* list = static_cast<scsi_reportluns_list*>(scsi_datain_unmarshall(luns.get()));
@@ -407,10 +398,7 @@ TEST(Control, LunAddAndRemove) {
   std::string error;
   Context s = Login(d.portal(), kTargetIqn, {}, &error);
   ASSERT_TRUE(s) << error;
-  for (int i = 0; i < 4; ++i) {
-    Task t(iscsi_testunitready_sync(s.get(), 0));
-    if (t && t->status == SCSI_STATUS_GOOD) break;
-  }
+  ClearUnitAttentions(s.get());
   ControlClient c(d);
   const json lun1 = {
       {"id", 1},
@@ -428,10 +416,7 @@ TEST(Control, LunAddAndRemove) {
   }
   EXPECT_EQ(ReportLuns(s.get()), (std::vector<uint16_t>{0, 1}));
   std::vector<uint8_t> data(4096, 0x3c);
-  for (int i = 0; i < 4; ++i) {  // LUN 1's own POWER ON for this nexus, if any
-    Task t(iscsi_testunitready_sync(s.get(), 1));
-    if (t && t->status == SCSI_STATUS_GOOD) break;
-  }
+  ClearUnitAttentions(s.get(), 1);
   {
     Task w(iscsi_write10_sync(s.get(), 1, 64, data.data(), 4096, 512, 0, 0, 0, 0, 0));
     ASSERT_TRUE(w && w->status == SCSI_STATUS_GOOD);
@@ -465,10 +450,7 @@ TEST(Control, LunAddAndRemove) {
   ASSERT_TRUE(again) << error;
   EXPECT_EQ(ReportLuns(again.get()), (std::vector<uint16_t>{0}));
   ASSERT_TRUE(c.Call("lun.add", {{"target", kTargetIqn}, {"lun", lun1}}).contains("result"));
-  for (int i = 0; i < 4; ++i) {
-    Task t(iscsi_testunitready_sync(again.get(), 1));
-    if (t && t->status == SCSI_STATUS_GOOD) break;
-  }
+  ClearUnitAttentions(again.get(), 1);
   Task r(iscsi_read10_sync(again.get(), 1, 64, 4096, 512, 0, 0, 0, 0, 0));
   ASSERT_TRUE(r && r->status == SCSI_STATUS_GOOD);
   EXPECT_EQ(std::vector<uint8_t>(r->datain.data, r->datain.data + r->datain.size), data)

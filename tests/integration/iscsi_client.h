@@ -52,4 +52,14 @@ inline Context Login(const std::string& portal, const std::string& iqn, const Lo
   return c;
 }
 
+// Answers the unit attentions pending for this nexus on `lun` (POWER ON of a new nexus, a
+// capacity change, ...) with TEST UNIT READY until one is GOOD (at most 4); true then.
+inline bool ClearUnitAttentions(iscsi_context* c, int lun = 0) {
+  for (int i = 0; i < 4; ++i) {
+    Task t(iscsi_testunitready_sync(c, lun));
+    if (t && t->status == SCSI_STATUS_GOOD) return true;
+  }
+  return false;
+}
+
 }  // namespace untorn::testing

@@ -19,10 +19,7 @@ Context Session(const UntorndProcess& d, const std::string& initiator, uint32_t 
   std::string error;
   Context c = Login(d.portal(), kTargetIqn, o, &error);
   EXPECT_TRUE(c) << error;
-  for (int i = 0; c && i < 4; ++i) {  // the unit attentions of a new nexus
-    Task t(iscsi_testunitready_sync(c.get(), 0));
-    if (t && t->status == SCSI_STATUS_GOOD) break;
-  }
+  if (c) ClearUnitAttentions(c.get());
   return c;
 }
 
