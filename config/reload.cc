@@ -63,7 +63,17 @@ ReloadPlan PlanReload(const Config& running, const Config& next) {
     const auto a = std::find_if(running.targets.begin(), running.targets.end(),
                                 [&](const Target& t) { return t.iqn == b.iqn; });
     if (a == running.targets.end()) {
-      plan.refused.push_back(p + ": a new target (" + b.iqn + ") needs a restart");
+      for (size_t j = 0; j < b.luns.size(); ++j) {
+        for (const Target& t : running.targets) {
+          for (const Lun& l : t.luns) {
+            if (BackingPath(running, l) == BackingPath(next, b.luns[j])) {
+              plan.refused.push_back(p + Index(".luns", j) + ".backing_file: served by " + t.iqn +
+                                     " LUN " + std::to_string(l.id));
+            }
+          }
+        }
+      }
+      plan.live.push_back(p + ": target " + b.iqn + " added");
       continue;
     }
     if (a->alias != b.alias) plan.live.push_back(p + ".alias: for new logins");
@@ -102,8 +112,8 @@ ReloadPlan PlanReload(const Config& running, const Config& next) {
   for (const Target& a : running.targets) {
     if (std::none_of(next.targets.begin(), next.targets.end(),
                      [&](const Target& t) { return t.iqn == a.iqn; })) {
-      plan.refused.push_back("targets: " + a.iqn +
-                             " is gone from the file; removing a target needs a restart");
+      plan.live.push_back("targets: " + a.iqn +
+                          " removed (refused while sessions are logged into it)");
     }
   }
   return plan;

@@ -177,7 +177,7 @@ class Methods {
       portals.push_back({{"host", portal.host}, {"port", portal.port}});
     }
     json targets = json::array();
-    for (const auto& t : *rt_.targets) {
+    for (const auto& t : rt_.targets->All()) {
       json luns = json::array();
       for (const auto& lu : t->Luns()) luns.push_back(LunJson(*t, *lu));
       targets.push_back({{"iqn", t->config->iqn}, {"alias", t->config->alias}, {"luns", luns}});
@@ -339,10 +339,10 @@ class Methods {
         {"target", iqn}, {"lun", id}, {"sessions_ended", sessions.size()}, {"backing_file", path}};
   }
 
+  // The target's runtime; the registry keeps it (only this service removes targets, one
+  // request at a time).
   TargetRuntime* FindTarget(const std::string& iqn) {
-    for (const auto& t : *rt_.targets) {
-      if (t->config->iqn == iqn) return t.get();
-    }
+    if (auto t = rt_.targets->Find(iqn)) return t.get();
     BadParam("target", "no target named " + iqn);
   }
 
@@ -380,7 +380,24 @@ class Methods {
     }
     config::Config running = *rt_.config;
     running.portals = rt_.portals_as_loaded;  // compared as loaded, before ports were bound
-    const config::ReloadPlan plan = config::PlanReload(running, next);
+    config::ReloadPlan plan = config::PlanReload(running, next);
+    // A target gone from the file goes only if no session is logged into it (a reload does not
+    // end sessions; untornctl session drop does).
+    std::vector<std::string> removed_targets;
+    for (const auto& t : rt_.config->targets) {
+      if (std::none_of(next.targets.begin(), next.targets.end(),
+                       [&](const config::Target& n) { return n.iqn == t.iqn; })) {
+        removed_targets.push_back(t.iqn);
+      }
+    }
+    for (const auto& iqn : removed_targets) {
+      size_t n = 0;
+      for (const auto& s : rt_.sessions->List()) n += s.session.target == iqn ? 1 : 0;
+      if (n > 0) {
+        plan.refused.push_back("targets: " + iqn + " is gone from the file but " +
+                               std::to_string(n) + " session(s) are logged into it");
+      }
+    }
     if (!plan.refused.empty()) {
       std::string first = plan.refused.front();
       if (plan.refused.size() > 1) {
@@ -389,8 +406,27 @@ class Methods {
       throw RpcError{
           kServerError, "reload refused, nothing changed: " + first, {{"refused", plan.refused}}};
     }
-    // LUNs that grow, and new LUNs, first: a failure here is reported, with what was done
-    // before it kept.
+    // Targets and LUNs added, LUNs that grow, targets removed, first: a failure here is
+    // reported, with what was done before it kept.
+    for (const auto& nt : next.targets) {
+      if (rt_.targets->Find(nt.iqn) != nullptr) continue;
+      std::shared_ptr<TargetRuntime> added = rt_.open_target(nt);
+      if (added == nullptr)
+        Failed("reload: target " + nt.iqn + " could not be opened (see the log)");
+      rt_.targets->Add(std::move(added));
+      rt_.config->targets.push_back(nt);
+      UNTORN_LOG_INFO("reload: target ", nt.iqn, " added");
+    }
+    for (const auto& iqn : removed_targets) {
+      std::shared_ptr<TargetRuntime> gone = rt_.targets->Remove(iqn);
+      if (gone == nullptr) continue;
+      for (const auto& lu : gone->Luns()) {
+        if (const storage::Status st = lu->Flush(); !st.ok()) {
+          UNTORN_LOG_ERROR("reload: flush of ", iqn, " LUN ", lu->id(), " failed: ", st.message());
+        }
+      }
+      UNTORN_LOG_INFO("reload: target ", iqn, " removed (its files are kept)");
+    }
     for (const auto& nt : next.targets) {
       for (const auto& nl : nt.luns) {
         TargetRuntime* target_rt = FindTarget(nt.iqn);
@@ -479,7 +515,7 @@ class Methods {
   Found FindLun(const json& p) {
     const std::string iqn = StringParam(p, "target", true);
     const auto id = UnsignedParam(p, "lun", 16383);
-    for (const auto& t : *rt_.targets) {
+    for (const auto& t : rt_.targets->All()) {
       if (t->config->iqn != iqn) continue;
       std::shared_ptr<LogicalUnit> lu = t->Find(static_cast<uint16_t>(id));
       if (lu == nullptr) BadParam("lun", "target " + iqn + " has no LUN " + std::to_string(id));

@@ -26,7 +26,7 @@ class ControlService {
  public:
   struct Runtime {
     config::Config* config = nullptr;  // the running configuration (resize, reload change it)
-    std::vector<std::unique_ptr<TargetRuntime>>* targets = nullptr;
+    TargetRegistry* targets = nullptr;
     SessionRegistry* sessions = nullptr;
     std::string config_file;  // what --config named; empty: the embedded default
     std::string version;
@@ -38,6 +38,8 @@ class ControlService {
     std::function<void()> publish_config;
     // For lun.add: opens a LUN's store and makes its logical unit (null: failed, logged).
     std::function<std::shared_ptr<LogicalUnit>(const config::Target&, const config::Lun&)> open_lun;
+    // For a reload that adds a target: its runtime with its LUNs opened (null: failed, logged).
+    std::function<std::shared_ptr<TargetRuntime>(const config::Target&)> open_target;
   };
   explicit ControlService(Runtime rt) : rt_(std::move(rt)) {}
 

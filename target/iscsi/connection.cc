@@ -241,6 +241,12 @@ awaitable<bool> Connection::OnLoginPdu(Pdu& pdu) {
   nexus_ = Nexus{admitted_nexus_, login_->initiator_name(), login_->isid()};
   if (!discovery_) {
     target_ = ctx_.FindTarget(login_->target()->iqn);
+    if (target_ == nullptr) {  // removed by a reload while this login ran
+      UNTORN_LOG_WARN("login from ", peer_, " to ", login_->target()->iqn,
+                      ": the target was removed meanwhile");
+      Close("target removed");
+      co_return false;
+    }
     for (const auto& lu : target_->Luns()) lu->AddNexus(nexus_);
     ctx_.metrics->Get("untorn_sessions", {{"target", target_->config->iqn}}, "Open sessions", true)
         .fetch_add(1);

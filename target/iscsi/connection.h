@@ -225,7 +225,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unique_ptr<Login> login_;
   bool full_feature_ = false;
   bool discovery_ = false;
-  TargetRuntime* target_ = nullptr;
+  std::shared_ptr<TargetRuntime> target_;  // held: a target removed meanwhile lives on for it
   Nexus nexus_;
   uint16_t tsih_ = 0;
   uint16_t cid_ = 0;

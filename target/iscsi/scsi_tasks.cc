@@ -434,13 +434,13 @@ void Connection::DropHeld(const std::function<bool(uint64_t lun_field)>& match) 
 
 void Connection::ResetOtherSessions(const LogicalUnit* lu, bool close) {
   for (const auto& other : ctx_.sessions->All()) {
-    if (other.get() != this) other->AbortForReset(target_, lu, close);
+    if (other.get() != this) other->AbortForReset(target_.get(), lu, close);
   }
 }
 
 void Connection::AbortForReset(const TargetRuntime* target, const LogicalUnit* lu, bool close) {
   asio::post(socket_.get_executor(), [self = shared_from_this(), target, lu, close] {
-    if (self->stopped_ || self->target_ != target) return;
+    if (self->stopped_ || self->target_.get() != target) return;
     for (auto it = self->tasks_.begin(); it != self->tasks_.end();) {
       Task& t = it->second;
       if (lu != nullptr && t.lu.get() != lu) {

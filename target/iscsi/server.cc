@@ -165,6 +165,16 @@ std::shared_ptr<LogicalUnit> Server::OpenLun(const config::Target& t, const conf
   return lu;
 }
 
+std::shared_ptr<TargetRuntime> Server::OpenTarget(const config::Target& t) {
+  auto rt = std::make_shared<TargetRuntime>(t);
+  for (const auto& lun : t.luns) {
+    auto lu = OpenLun(t, lun);
+    if (lu == nullptr) return nullptr;
+    rt->Add(std::move(lu), false);
+  }
+  return rt;
+}
+
 bool Server::Open() {
   portals_as_loaded_ = config_.portals;
   std::error_code fec;
@@ -174,12 +184,8 @@ bool Server::Open() {
     return false;
   }
   for (const auto& t : config_.targets) {
-    auto rt = std::make_unique<TargetRuntime>(t);
-    for (const auto& lun : t.luns) {
-      auto lu = OpenLun(t, lun);
-      if (lu == nullptr) return false;
-      rt->Add(std::move(lu), false);
-    }
+    auto rt = OpenTarget(t);
+    if (rt == nullptr) return false;
     // Series that count rare events exist from the start, at 0, so that a dashboard or an
     // alert sees zero rather than no data.
     const Metrics::Labels target_label{{"target", t.iqn}};
@@ -187,7 +193,7 @@ bool Server::Open() {
     metrics_.Add("untorn_sessions_total", target_label, "Sessions established", 0);
     metrics_.Add("untorn_buffer_busy_total", target_label,
                  "Commands answered BUSY because the buffer budget was spent", 0);
-    targets_.push_back(std::move(rt));
+    targets_.Add(std::move(rt));
   }
   for (auto& p : config_.portals) {
     boost::system::error_code ec;
@@ -231,6 +237,7 @@ bool Server::Open() {
   rt.portals_as_loaded = portals_as_loaded_;
   rt.publish_config = [this] { PublishConfig(); };
   rt.open_lun = [this](const config::Target& t, const config::Lun& lun) { return OpenLun(t, lun); };
+  rt.open_target = [this](const config::Target& t) { return OpenTarget(t); };
   control_service_ = std::make_unique<ControlService>(std::move(rt));
   if (const std::string path = config::ControlSocketPath(config_); !path.empty()) {
     control_ = std::make_unique<ControlServer>(io_, storage_pool_, *control_service_);
@@ -448,7 +455,7 @@ int Server::Run() {
   for (auto& t : threads) t.join();
   storage_pool_.join();
   int rc = 0;
-  for (auto& t : targets_) {
+  for (auto& t : targets_.All()) {
     for (auto& l : t->Luns()) {
       storage::Status s = l->Flush();
       if (!s.ok()) {

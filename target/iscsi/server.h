@@ -63,6 +63,8 @@ class Server {
   // Opens a LUN's store (recovering its journal) and makes its logical unit, with its
   // persistent reservations; null (the reason logged) on failure. At start and for lun.add.
   std::shared_ptr<LogicalUnit> OpenLun(const config::Target& t, const config::Lun& lun);
+  // A target's runtime with its LUNs opened; null (the reason logged) on failure.
+  std::shared_ptr<TargetRuntime> OpenTarget(const config::Target& t);
 
   // Declaration order is destruction order in reverse: the io_context (whose pending handlers
   // may own connections) goes before the state connections point into.
@@ -76,7 +78,7 @@ class Server {
   std::shared_ptr<const config::Config> snapshot_;  // guarded by snapshot_mu_
   Metrics metrics_;
   SessionRegistry sessions_;
-  std::vector<std::unique_ptr<TargetRuntime>> targets_;
+  TargetRegistry targets_;
   std::atomic<int> connections_{0};
   BufferBudget buffers_;
   ConnectionLimits limits_;

@@ -20,7 +20,7 @@ struct ServerContext {
   // the connection, so that a reload changes what new connections see and nothing under the
   // ones already running.
   std::shared_ptr<const config::Config> config;
-  std::vector<std::unique_ptr<TargetRuntime>>* targets = nullptr;
+  TargetRegistry* targets = nullptr;
   SessionRegistry* sessions = nullptr;
   Metrics* metrics = nullptr;
   boost::asio::thread_pool* storage_pool = nullptr;  // blocking storage work runs here
@@ -29,11 +29,8 @@ struct ServerContext {
   int send_buffer = 0;                               // SO_SNDBUF to set; 0: leave to autotuning
   ConnectionLimits* limits = nullptr;                // per-address and discovery caps
 
-  [[nodiscard]] TargetRuntime* FindTarget(const std::string& iqn) const {
-    for (const auto& r : *targets) {
-      if (r->config->iqn == iqn) return r.get();
-    }
-    return nullptr;
+  [[nodiscard]] std::shared_ptr<TargetRuntime> FindTarget(const std::string& iqn) const {
+    return targets->Find(iqn);
   }
 };
 

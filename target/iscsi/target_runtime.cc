@@ -62,6 +62,39 @@ void TargetRuntime::Publish(bool announce) {
   }
 }
 
+std::shared_ptr<TargetRuntime> TargetRegistry::Find(const std::string& iqn) const {
+  std::lock_guard lk(mu_);
+  for (const auto& t : targets_) {
+    if (t->config->iqn == iqn) return t;
+  }
+  return nullptr;
+}
+
+std::vector<std::shared_ptr<TargetRuntime>> TargetRegistry::All() const {
+  std::lock_guard lk(mu_);
+  return targets_;
+}
+
+bool TargetRegistry::Add(std::shared_ptr<TargetRuntime> target) {
+  std::lock_guard lk(mu_);
+  for (const auto& t : targets_) {
+    if (t->config->iqn == target->config->iqn) return false;
+  }
+  targets_.push_back(std::move(target));
+  return true;
+}
+
+std::shared_ptr<TargetRuntime> TargetRegistry::Remove(const std::string& iqn) {
+  std::lock_guard lk(mu_);
+  for (auto it = targets_.begin(); it != targets_.end(); ++it) {
+    if ((*it)->config->iqn != iqn) continue;
+    std::shared_ptr<TargetRuntime> removed = std::move(*it);
+    targets_.erase(it);
+    return removed;
+  }
+  return nullptr;
+}
+
 std::optional<SessionRegistry::Admission> SessionRegistry::Admit(
     const NewSession& session, uint32_t max_sessions, const std::shared_ptr<Connection>& conn,
     Refusal* why) {

@@ -50,6 +50,21 @@ class TargetRuntime {
   std::vector<std::shared_ptr<LogicalUnit>> luns_;  // guarded by mu_
 };
 
+// The targets served. Targets are added and removed while serving (a reload), so the list is
+// read under a lock, and each user holds what it found (a session its target) for as long as
+// it uses it. Thread-safe.
+class TargetRegistry {
+ public:
+  [[nodiscard]] std::shared_ptr<TargetRuntime> Find(const std::string& iqn) const;
+  [[nodiscard]] std::vector<std::shared_ptr<TargetRuntime>> All() const;
+  bool Add(std::shared_ptr<TargetRuntime> target);  // false: the name is served already
+  std::shared_ptr<TargetRuntime> Remove(const std::string& iqn);
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::shared_ptr<TargetRuntime>> targets_;  // guarded by mu_
+};
+
 // What a session did, counted by its connection (relaxed atomics: read for the control
 // interface while the connection runs).
 struct SessionCounters {

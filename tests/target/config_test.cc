@@ -283,13 +283,15 @@ TEST(Config, PlanReloadSortsLiveChangesFromRefusals) {
   EXPECT_TRUE(Mentions(added.refused, "targets[0].luns[1].backing_file"))
       << "LUN 1 on LUN 0's backing file";
   EXPECT_TRUE(Mentions(added.live, "targets[0].luns[1]: LUN 1 added"));
-  EXPECT_TRUE(Mentions(added.refused, "targets[1]"));
+  EXPECT_TRUE(Mentions(added.live, "targets[1]: target iqn.2026-11.org.untorn:u added"));
+  EXPECT_TRUE(Mentions(added.refused, "targets[1].luns[0].backing_file"))
+      << "the new target's LUN on LUN 0's backing file";
   more.targets[0].luns[1].backing_file = "b";
   const ReloadPlan added_ok = PlanReload(running, more);
   EXPECT_FALSE(Mentions(added_ok.refused, "targets[0].luns[1]"));
   const ReloadPlan removed = PlanReload(more, running);
   EXPECT_TRUE(Mentions(removed.refused, "targets[0].luns: LUN 1"));
-  EXPECT_TRUE(Mentions(removed.refused, "targets: iqn.2026-11.org.untorn:u"));
+  EXPECT_TRUE(Mentions(removed.live, "targets: iqn.2026-11.org.untorn:u removed"));
 }
 
 }  // namespace
