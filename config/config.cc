@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <bit>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -620,6 +622,21 @@ bool Parse(std::string_view json_text, Config* out, std::string* error) {
       Target t = ParseTarget(j["targets"][i], p);
       if (!iqns.insert(t.iqn).second) Fail(p + ".iqn", "duplicate target name");
       c.targets.push_back(std::move(t));
+    }
+    // One backing file, one LUN, across targets too: two stores (two journals) on one data file
+    // would corrupt it. Paths are compared as they resolve, relative ones under data_dir.
+    std::map<std::string, std::string> served;  // normalized path -> who
+    for (size_t i = 0; i < c.targets.size(); ++i) {
+      for (size_t k = 0; k < c.targets[i].luns.size(); ++k) {
+        const Lun& l = c.targets[i].luns[k];
+        const std::string path = std::filesystem::path(BackingPath(c, l)).lexically_normal();
+        const std::string who = c.targets[i].iqn + " LUN " + std::to_string(l.id);
+        const auto [it, fresh] = served.emplace(path, who);
+        if (!fresh) {
+          Fail("targets[" + std::to_string(i) + "].luns[" + std::to_string(k) + "].backing_file",
+               "is also the backing file of " + it->second);
+        }
+      }
     }
     *out = std::move(c);
     return true;

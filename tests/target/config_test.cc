@@ -296,3 +296,29 @@ TEST(Config, PlanReloadSortsLiveChangesFromRefusals) {
 
 }  // namespace
 }  // namespace untorn::config
+
+namespace untorn::config {
+namespace {
+
+// Two LUNs on one backing file would be two journals over one data file: refused, across
+// targets too, however the path is spelt.
+TEST(Config, ABackingFileServesOneLunAcrossTargets) {
+  const std::string two = R"({"portals":[{"listen":"0.0.0.0:1"}],"data_dir":"/d","targets":[
+    {"iqn":"iqn.2026-11.org.untorn:a","luns":[{"id":0,"backing_file":"x.img","size":4096}]},
+    {"iqn":"iqn.2026-11.org.untorn:b","luns":[{"id":0,"backing_file":"./x.img","size":4096}]}]})";
+  Config c;
+  std::string error;
+  EXPECT_FALSE(Parse(two, &c, &error));
+  EXPECT_EQ(error,
+            "targets[1].luns[0].backing_file: is also the backing file of "
+            "iqn.2026-11.org.untorn:a LUN 0");
+  std::string absolute = two;
+  absolute.replace(absolute.find("./x.img"), 7, "/d/x.img");
+  EXPECT_FALSE(Parse(absolute, &c, &error));
+  std::string other = two;
+  other.replace(other.find("./x.img"), 7, "y.img");
+  EXPECT_TRUE(Parse(other, &c, &error)) << error;
+}
+
+}  // namespace
+}  // namespace untorn::config
