@@ -128,6 +128,10 @@ void Connection::Close(const std::string& why) {
   stopped_ = true;
   closed_.store(true);
   UNTORN_LOG_DEBUG("connection ", id_, " from ", peer_, " closed: ", why);
+  // The caps count open connections: given back now, not when the last reference goes, and
+  // before the socket closes, so that a peer that sees the close finds its slot free.
+  address_slot_.reset();
+  discovery_slot_.reset();
   boost::system::error_code ec;
   socket_.shutdown(Socket::shutdown_both, ec);
   socket_.close(ec);
@@ -136,9 +140,6 @@ void Connection::Close(const std::string& why) {
   watchdog_timer_.cancel();
   login_timer_.cancel();
   drained_signal_.cancel();
-  // The caps count open connections: given back now, not when the last reference goes.
-  address_slot_.reset();
-  discovery_slot_.reset();
   out_queue_.clear();
   out_bytes_ = 0;
   EndSession();

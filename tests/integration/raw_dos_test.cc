@@ -49,6 +49,8 @@ TEST(RawProtocol, DiscoverySessionsAndOneAddressCannotTakeEverySlot) {
       held.push_back(std::move(c));
     } else {
       ++discovery_refused;  // 03/02; this connection is closed and its slot given back
+      // Once the target has closed it, not merely answered: the slot goes back at the close.
+      EXPECT_TRUE(c->ClosedWithin(5000)) << "a refused discovery login's connection stays";
     }
   }
   EXPECT_EQ(discovery_ok, 4);  // the discovery cap
